@@ -1,0 +1,347 @@
+//! The relay: one task per channel direction, frames forwarded byte for byte.
+//!
+//! Client-facing sockets are the proxy acting as a kernel (`Client*`); kernel-
+//! facing sockets are the proxy acting as a client (`Kernel*`). Messages from
+//! clients are verified before anything else happens to them; messages from
+//! the real kernel are trusted (it holds the same key and sits behind a
+//! private 0700 runtime directory or loopback).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use zeromq::{
+    DealerRecvHalf, DealerSendHalf, RouterRecvHalf, RouterSendHalf, SocketRecv, SocketSend,
+    SubSocket, XPubSocket, ZmqMessage,
+};
+
+use crate::service::Service;
+use crate::tap::{Channel, Tap};
+use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
+
+/// What every relay task shares.
+pub struct Shared {
+    pub signer: Signer,
+    pub tap: Tap,
+    pub service: Option<Arc<Service>>,
+    /// Monotonic nanoseconds (since `epoch`) of the last relayed message; the
+    /// shutdown path waits for the relay to go quiet before exiting.
+    pub last_activity: AtomicU64,
+    pub epoch: Instant,
+    /// Messages dropped for a bad signature or bad framing, for the health report.
+    pub refused: AtomicU64,
+}
+
+impl Shared {
+    fn touch(&self) {
+        let nanos = self.epoch.elapsed().as_nanos() as u64;
+        self.last_activity.store(nanos, Ordering::Relaxed);
+    }
+
+    /// How long since the relay last forwarded anything.
+    pub fn idle_for(&self) -> std::time::Duration {
+        let last = self.last_activity.load(Ordering::Relaxed);
+        self.epoch
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_nanos(last))
+    }
+}
+
+/// Turns a received message into contiguous frames without copying them.
+pub fn frames_of(message: ZmqMessage) -> Vec<Bytes> {
+    Vec::from(message.into_vecdeque())
+}
+
+fn message_of(frames: Vec<Bytes>) -> Option<ZmqMessage> {
+    ZmqMessage::try_from(VecDeque::from(frames)).ok()
+}
+
+/// Checks framing and signature of a client's message. Returns the layout of
+/// a message that may be acted on; logs and counts one that may not.
+fn accept(shared: &Shared, channel: &str, frames: &[Bytes]) -> Option<Layout> {
+    let layout = match Layout::of(frames) {
+        Ok(layout) => layout,
+        Err(e) => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{channel}: dropping malformed message from a client: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = layout.verify(&shared.signer, frames) {
+        shared.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("{channel}: dropping message from a client: {e}");
+        return None;
+    }
+    Some(layout)
+}
+
+/// Which requests the tap copies, by channel.
+fn tapped(channel: Channel, msg_type: &str) -> bool {
+    match channel {
+        Channel::ShellRequest => msg_type == "execute_request",
+        Channel::ControlRequest => msg_type == "interrupt_request",
+        Channel::ShellReply | Channel::Iopub => true,
+    }
+}
+
+/// Client → kernel on shell or control: verify, let the service claim its
+/// own comm, tap, forward the very same frames.
+pub async fn client_to_kernel(
+    shared: Arc<Shared>,
+    name: &'static str,
+    channel: Channel,
+    mut from_client: RouterRecvHalf,
+    mut to_kernel: DealerSendHalf,
+) {
+    loop {
+        let message = match from_client.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("{name}: client side closed: {e}");
+                return;
+            }
+        };
+        let frames = frames_of(message);
+        let Some(layout) = accept(&shared, name, &frames) else {
+            continue;
+        };
+        let header = match HeaderRef::parse(layout.header(&frames)) {
+            Ok(h) => h,
+            Err(e) => {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{name}: dropping message from a client: {e}");
+                continue;
+            }
+        };
+        if let Some(service) = &shared.service {
+            if service.claims(&header.msg_type, layout.content(&frames)) {
+                service.submit(layout.signed(&frames));
+                continue;
+            }
+        }
+        if tapped(channel, &header.msg_type) {
+            shared.tap.message(channel, layout.signed(&frames));
+        }
+        drop(header);
+        shared.touch();
+        let Some(message) = message_of(frames) else {
+            continue;
+        };
+        if let Err(e) = to_kernel.send(message).await {
+            tracing::error!("{name}: cannot forward to the real kernel: {e}");
+        }
+    }
+}
+
+/// Client → kernel on stdin: verify and forward (input_reply).
+pub async fn stdin_to_kernel(
+    shared: Arc<Shared>,
+    mut from_client: RouterRecvHalf,
+    mut to_kernel: DealerSendHalf,
+) {
+    loop {
+        let message = match from_client.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("stdin: client side closed: {e}");
+                return;
+            }
+        };
+        let frames = frames_of(message);
+        if accept(&shared, "stdin", &frames).is_none() {
+            continue;
+        }
+        shared.touch();
+        if let Some(message) = message_of(frames) {
+            if let Err(e) = to_kernel.send(message).await {
+                tracing::error!("stdin: cannot forward to the real kernel: {e}");
+            }
+        }
+    }
+}
+
+/// Kernel → client on shell, control or stdin: route on the identities the
+/// request carried. A reply with no identity answers the proxy's own request.
+pub async fn kernel_to_client(
+    shared: Arc<Shared>,
+    name: &'static str,
+    tap_as: Option<Channel>,
+    mut from_kernel: DealerRecvHalf,
+    mut to_client: RouterSendHalf,
+) {
+    loop {
+        let message = match from_kernel.recv().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("{name}: kernel side closed: {e}");
+                return;
+            }
+        };
+        let frames = frames_of(message);
+        let Ok(layout) = Layout::of(&frames) else {
+            tracing::warn!("{name}: unframed message from the real kernel, dropped");
+            continue;
+        };
+        if layout.delimiter == 0 {
+            // A late answer to the proxy's own start-up kernel_info_request.
+            continue;
+        }
+        if let Some(channel) = tap_as {
+            shared.tap.message(channel, layout.signed(&frames));
+        }
+        shared.touch();
+        if let Some(message) = message_of(frames) {
+            // zeromq errors on an unknown identity where libzmq drops: the
+            // client went away, which is no reason to stop relaying.
+            if let Err(e) = to_client.send(message).await {
+                tracing::debug!("{name}: client gone, reply dropped: {e}");
+            }
+        }
+    }
+}
+
+/// Heartbeat: client pings go to the real kernel's heartbeat and come back,
+/// so a stopped or hung kernel looks exactly as it would without the proxy.
+pub async fn heartbeat_to_kernel(mut from_client: RouterRecvHalf, mut to_kernel: DealerSendHalf) {
+    while let Ok(message) = from_client.recv().await {
+        if let Err(e) = to_kernel.send(message).await {
+            tracing::debug!("heartbeat: kernel side: {e}");
+        }
+    }
+}
+
+pub async fn heartbeat_to_client(mut from_kernel: DealerRecvHalf, mut to_client: RouterSendHalf) {
+    while let Ok(message) = from_kernel.recv().await {
+        if let Err(e) = to_client.send(message).await {
+            tracing::debug!("heartbeat: client gone: {e}");
+        }
+    }
+}
+
+/// Whether an iopub message is the real kernel's own `iopub_welcome` to the
+/// proxy (JEP 65); clients get one from the proxy instead. A byte search,
+/// not a parse: this runs on every iopub message.
+fn is_welcome(layout: &Layout, frames: &[Bytes]) -> bool {
+    let header = layout.header(frames);
+    header
+        .windows(b"\"iopub_welcome\"".len())
+        .any(|w| w == b"\"iopub_welcome\"")
+}
+
+/// iopub: kernel → every subscribed client, plus the proxy's own messages
+/// (welcomes, comm replies, status). Also reads subscriptions: zeromq's XPUB
+/// registers a subscriber only while `recv` is polled.
+pub async fn iopub(
+    shared: Arc<Shared>,
+    mut from_kernel: SubSocket,
+    mut to_clients: XPubSocket,
+    mut own: mpsc::UnboundedReceiver<OwnMessage>,
+    session: String,
+    mut pending_subscriptions: Vec<Bytes>,
+) {
+    for topic in pending_subscriptions.drain(..) {
+        welcome(&shared, &mut to_clients, &session, &topic).await;
+    }
+    loop {
+        tokio::select! {
+            biased;
+            message = from_kernel.recv() => {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::debug!("iopub: kernel side closed: {e}");
+                        return;
+                    }
+                };
+                let frames = frames_of(message);
+                if let Ok(layout) = Layout::of(&frames) {
+                    if is_welcome(&layout, &frames) {
+                        continue;
+                    }
+                    shared.tap.message(Channel::Iopub, layout.signed(&frames));
+                }
+                shared.touch();
+                if let Some(message) = message_of(frames) {
+                    if let Err(e) = to_clients.send(message).await {
+                        tracing::warn!("iopub: publishing failed: {e}");
+                    }
+                }
+            }
+            subscription = to_clients.recv() => {
+                match subscription {
+                    Ok(m) => {
+                        if let Some(topic) = subscribed_topic(&m) {
+                            welcome(&shared, &mut to_clients, &session, &topic).await;
+                        }
+                    }
+                    Err(e) => tracing::debug!("iopub: subscriber error: {e}"),
+                }
+            }
+            message = own.recv() => {
+                let Some(message) = message else { continue };
+                let frames = message.to_frames(&shared.signer, &[]);
+                if let Some(message) = message_of(frames) {
+                    if let Err(e) = to_clients.send(message).await {
+                        tracing::warn!("iopub: publishing failed: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The topic of an XPUB subscribe message (`\x01` + topic), if it is one.
+pub fn subscribed_topic(message: &ZmqMessage) -> Option<Bytes> {
+    let frame = message.get(0)?;
+    if message.len() == 1 && frame.first() == Some(&1) {
+        Some(frame.slice(1..))
+    } else {
+        None
+    }
+}
+
+/// Publishes a signed `iopub_welcome` (JEP 65). It reaches every subscriber
+/// of the topic; clients ignore welcomes they did not wait for.
+async fn welcome(shared: &Shared, to_clients: &mut XPubSocket, session: &str, topic: &Bytes) {
+    let subscription = String::from_utf8_lossy(topic).into_owned();
+    let msg = OwnMessage::new("iopub_welcome", session, serde_json::json!({}))
+        .with_content(serde_json::json!({ "subscription": subscription }));
+    let mut frames = Vec::with_capacity(8);
+    frames.push(topic.clone());
+    frames.extend(msg.to_frames(&shared.signer, &[]));
+    if let Some(message) = message_of(frames) {
+        if let Err(e) = to_clients.send(message).await {
+            tracing::warn!("iopub: welcome failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_frames() {
+        let sub = ZmqMessage::from(Bytes::from_static(b"\x01"));
+        assert_eq!(subscribed_topic(&sub), Some(Bytes::new()));
+        let sub = ZmqMessage::from(Bytes::from_static(b"\x01status"));
+        assert_eq!(subscribed_topic(&sub), Some(Bytes::from_static(b"status")));
+        let unsub = ZmqMessage::from(Bytes::from_static(b"\x00"));
+        assert_eq!(subscribed_topic(&unsub), None);
+    }
+
+    #[test]
+    fn welcome_detection_reads_the_header_only() {
+        let signer = Signer::new("hmac-sha256", b"k").unwrap();
+        let welcome = OwnMessage::new("iopub_welcome", "s", serde_json::json!({}));
+        let frames = welcome.to_frames(&signer, &[]);
+        assert!(is_welcome(&Layout::of(&frames).unwrap(), &frames));
+        let stream = OwnMessage::new("stream", "s", serde_json::json!({}))
+            .with_content(serde_json::json!({"name": "stdout", "text": "\"iopub_welcome\""}));
+        let frames = stream.to_frames(&signer, &[]);
+        assert!(!is_welcome(&Layout::of(&frames).unwrap(), &frames));
+    }
+}
