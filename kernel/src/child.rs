@@ -214,7 +214,11 @@ mod tests {
     #[tokio::test]
     async fn stop_escalates_to_kill() {
         let k = RealKernel::launch(
-            &["sh".into(), "-c".into(), "trap '' TERM; while :; do sleep 0.05; done".into()],
+            &[
+                "sh".into(),
+                "-c".into(),
+                "trap '' TERM; while :; do sleep 0.05; done".into(),
+            ],
             None,
         )
         .await

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::connection_file::KernelTransport;
 use crate::install::{self, Destination, WrapOptions};
-use crate::proxy::{self, NoRecording, ProxyConfig, Recording};
+use crate::proxy::{self, Lineage, ProxyConfig, Recording};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -121,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn kernel(args: KernelArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init("info");
+    let argv = args.argv.clone();
     let config = ProxyConfig {
         connection_file: args.connection_file,
         kernel_argv: args.argv,
@@ -133,8 +134,8 @@ fn kernel(args: KernelArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let exit = runtime.block_on(proxy::run(config, |_pid, _cwd| {
-        Box::new(NoRecording) as Box<dyn Recording>
+    let exit = runtime.block_on(proxy::run(config.clone(), |pid, refused| {
+        Box::new(Lineage::start(&config, &argv, pid, refused)) as Box<dyn Recording>
     }))?;
     // Dropping the runtime would wait for nothing we need; relay tasks end
     // with their sockets.

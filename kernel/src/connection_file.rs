@@ -278,7 +278,12 @@ mod tests {
     #[test]
     fn auto_transport_picks_ipc_for_ipykernel_only() {
         let ipy = vec!["python".into(), "-m".into(), "ipykernel_launcher".into()];
-        let r = vec!["R".into(), "--slave".into(), "-e".into(), "IRkernel::main()".into()];
+        let r = vec![
+            "R".into(),
+            "--slave".into(),
+            "-e".into(),
+            "IRkernel::main()".into(),
+        ];
         assert_eq!(KernelTransport::Auto.resolve(&ipy), KernelTransport::Ipc);
         assert_eq!(KernelTransport::Auto.resolve(&r), KernelTransport::Tcp);
         assert_eq!(KernelTransport::Tcp.resolve(&ipy), KernelTransport::Tcp);

@@ -16,10 +16,15 @@ pub const NAME_SUFFIX: &str = "-lineage";
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error("no kernelspec named {name:?}; searched: {}", join(searched))]
-    NotFound { name: String, searched: Vec<PathBuf> },
+    NotFound {
+        name: String,
+        searched: Vec<PathBuf>,
+    },
     #[error("kernelspec {path} is not valid: {why}")]
     Malformed { path: PathBuf, why: String },
-    #[error("{name:?} is already a lineage kernelspec (it wraps {wraps:?}); wrap {wraps:?} instead")]
+    #[error(
+        "{name:?} is already a lineage kernelspec (it wraps {wraps:?}); wrap {wraps:?} instead"
+    )]
     AlreadyLineage { name: String, wraps: String },
     #[error("{path} is not a lineage kernelspec; refusing to remove it")]
     NotLineage { path: PathBuf },
@@ -513,8 +518,15 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("kernel.json"), "{not json").unwrap();
         let err = find("bad", &dirs).unwrap_err().to_string();
-        assert!(err.contains("kernel.json") && err.contains("not JSON"), "{err}");
-        fs::write(dir.join("kernel.json"), r#"{"argv": [], "display_name": "x"}"#).unwrap();
+        assert!(
+            err.contains("kernel.json") && err.contains("not JSON"),
+            "{err}"
+        );
+        fs::write(
+            dir.join("kernel.json"),
+            r#"{"argv": [], "display_name": "x"}"#,
+        )
+        .unwrap();
         let err = find("bad", &dirs).unwrap_err().to_string();
         assert!(err.contains("argv"), "{err}");
         let (found, problems) = find_all(&dirs);

@@ -18,12 +18,18 @@ use zeromq::{
 
 use crate::child::{Exit, RealKernel};
 use crate::connection_file::{self, KernelTransport, RuntimeDir};
+use crate::project;
+use crate::recorder::{self, RecorderConfig, RecorderHandle};
 use crate::relay::{self, Shared};
+use crate::service::{Service, ServiceContext};
 use crate::tap::{Channel, KernelEvent, Tap, TapEvent};
 use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
 
 /// How long the real kernel has to start listening and answer kernel_info.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Messages that may wait for the recorder; beyond this they are counted as
+/// dropped (a 20k-print cell is 20k messages, and the recorder keeps up).
+const TAP_QUEUE: usize = 1 << 17;
 /// jupyter_client's shutdown ladder step.
 const GRACE: Duration = Duration::from_millis(2500);
 
@@ -67,30 +73,94 @@ pub enum ProxyError {
 /// the recorder and wait for its last writes.
 pub trait Recording: Send {
     fn tap(&self) -> Tap;
-    fn service(&self) -> Option<Arc<crate::service::Service>> {
+    fn service(&self) -> Option<Arc<Service>> {
         None
     }
-    fn set_kernel_session(&self, _session: &str) {}
     /// Flushes what is pending; called once, after the kernel is gone.
     fn finish(self: Box<Self>);
 }
 
-/// No recording: `JUPYTER_LINEAGE=off`.
-pub struct NoRecording;
+/// Recording into the project's lineage database, and the comm service that
+/// answers questions about it. With recording off (`JUPYTER_LINEAGE=off`)
+/// the service still answers, and says recording is off.
+pub struct Lineage {
+    tap: Tap,
+    recorder: Option<RecorderHandle>,
+    service: Arc<Service>,
+}
 
-impl Recording for NoRecording {
-    fn tap(&self) -> Tap {
-        Tap::disabled()
+impl Lineage {
+    /// Starts the recorder for the real kernel `kernel_pid`, unless disabled.
+    pub fn start(
+        config: &ProxyConfig,
+        argv: &[String],
+        kernel_pid: u32,
+        refused: Arc<AtomicU64>,
+    ) -> Lineage {
+        let location = project::from_env();
+        let notebook_path = location
+            .notebook_path
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        let db_path = location.db_path.clone();
+        let (tap, recorder) = if recorder::recording_enabled_from_env() {
+            let mut rc = RecorderConfig::new(location, argv.to_vec(), kernel_pid);
+            rc.kernelspec = config.kernelspec.clone();
+            rc.python = argv
+                .first()
+                .filter(|a| {
+                    Path::new(a)
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("python"))
+                })
+                .map(PathBuf::from);
+            let (tap, rx, dropped) = Tap::bounded(TAP_QUEUE);
+            let handle = recorder::spawn(rc, rx, dropped);
+            (tap, Some(handle))
+        } else {
+            tracing::info!("recording is off (JUPYTER_LINEAGE=off)");
+            (Tap::disabled(), None)
+        };
+        let service = Service::new(
+            ServiceContext {
+                db_path,
+                notebook_path,
+                health: recorder.as_ref().map(|r| r.health.clone()),
+                refused: Some(refused),
+            },
+            recorder.as_ref().map(|r| r.recorded.subscribe()),
+        );
+        Lineage {
+            tap,
+            recorder,
+            service: Arc::new(service),
+        }
     }
-    fn finish(self: Box<Self>) {}
+}
+
+impl Recording for Lineage {
+    fn tap(&self) -> Tap {
+        self.tap.clone()
+    }
+    fn service(&self) -> Option<Arc<Service>> {
+        Some(self.service.clone())
+    }
+    fn finish(self: Box<Self>) {
+        let Lineage { tap, recorder, .. } = *self;
+        drop(tap);
+        if let Some(recorder) = recorder {
+            recorder.shutdown();
+        }
+    }
 }
 
 /// Runs the proxy until the real kernel is gone. Returns the kernel's exit.
 ///
-/// `start_recording` is called once the real kernel's pid is known.
+/// `start_recording` is called once the real kernel's pid is known, with the
+/// counter of refused client messages (for the health report).
 pub async fn run(
     config: ProxyConfig,
-    start_recording: impl FnOnce(u32, Option<&Path>) -> Box<dyn Recording>,
+    start_recording: impl FnOnce(u32, Arc<AtomicU64>) -> Box<dyn Recording>,
 ) -> Result<Exit, ProxyError> {
     let client = connection_file::read(&config.connection_file)?;
     let signer = Signer::new(&client.signature_scheme, client.key.as_bytes())?;
@@ -122,7 +192,8 @@ pub async fn run(
         "started the real kernel: {}",
         argv.join(" ")
     );
-    let recording = start_recording(kernel.pid, None);
+    let refused = Arc::new(AtomicU64::new(0));
+    let recording = start_recording(kernel.pid, refused.clone());
 
     let started = Instant::now();
     let connected = tokio::select! {
@@ -161,7 +232,6 @@ pub async fn run(
         ready.session
     );
     let tap = recording.tap();
-    recording.set_kernel_session(&ready.session);
     tap.send(TapEvent::Kernel(KernelEvent::Ready {
         session: ready.session.clone(),
         kernel_info: ready.kernel_info,
@@ -173,7 +243,7 @@ pub async fn run(
         service: recording.service(),
         last_activity: AtomicU64::new(0),
         epoch: Instant::now(),
-        refused: AtomicU64::new(0),
+        refused,
     });
     let (own_tx, own_rx) = mpsc::unbounded_channel::<OwnMessage>();
     if let Some(service) = &shared.service {
@@ -264,7 +334,8 @@ pub async fn run(
     // Let the relay pass on what the kernel sent last (its shutdown_reply,
     // the final iopub): wait until it has been quiet a moment.
     let drain_start = Instant::now();
-    while shared.idle_for() < Duration::from_millis(50) && drain_start.elapsed() < Duration::from_secs(1)
+    while shared.idle_for() < Duration::from_millis(50)
+        && drain_start.elapsed() < Duration::from_secs(1)
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -333,15 +404,20 @@ struct KernelSockets {
 /// seconds; polling for the endpoint ourselves keeps kernel start fast.
 async fn connect_to_kernel(info: &ConnectionInfo) -> Result<KernelSockets, ProxyError> {
     let eps = connection_file::endpoints(info);
-    for ep in [&eps.shell, &eps.iopub, &eps.stdin, &eps.control, &eps.heartbeat] {
+    for ep in [
+        &eps.shell,
+        &eps.iopub,
+        &eps.stdin,
+        &eps.control,
+        &eps.heartbeat,
+    ] {
         wait_listening(ep).await;
     }
     // ipykernel sends input_request to the identities of the shell request,
     // so the shell and stdin DEALERs must share one routing id.
-    let identity = PeerIdentity::try_from(
-        format!("lineage-{}", uuid::Uuid::new_v4().simple()).into_bytes(),
-    )
-    .expect("a short identity is valid");
+    let identity =
+        PeerIdentity::try_from(format!("lineage-{}", uuid::Uuid::new_v4().simple()).into_bytes())
+            .expect("a short identity is valid");
     let with_identity = || {
         let mut options = SocketOptions::default();
         options.peer_identity(identity.clone());
@@ -476,7 +552,9 @@ mod tests {
             .into();
         let out = kernel_argv(&argv, Path::new("/run/c.json"), Path::new("/p/k.json"));
         assert_eq!(out[4], "/p/k.json");
-        let argv: Vec<String> = ["k", "--connection={connection_file}"].map(String::from).into();
+        let argv: Vec<String> = ["k", "--connection={connection_file}"]
+            .map(String::from)
+            .into();
         let out = kernel_argv(&argv, Path::new("/run/c.json"), Path::new("/p/k.json"));
         assert_eq!(out[1], "--connection=/p/k.json");
     }

@@ -32,7 +32,7 @@ pub struct Shared {
     pub last_activity: AtomicU64,
     pub epoch: Instant,
     /// Messages dropped for a bad signature or bad framing, for the health report.
-    pub refused: AtomicU64,
+    pub refused: Arc<AtomicU64>,
 }
 
 impl Shared {

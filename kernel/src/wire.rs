@@ -96,12 +96,13 @@ pub struct Layout {
 
 impl Layout {
     pub fn of(frames: &[Bytes]) -> Result<Layout, WireError> {
-        let delimiter = frames
-            .iter()
-            .position(|f| f.as_ref() == DELIMITER)
-            .ok_or(WireError::NoDelimiter {
-                frames: frames.len(),
-            })?;
+        let delimiter =
+            frames
+                .iter()
+                .position(|f| f.as_ref() == DELIMITER)
+                .ok_or(WireError::NoDelimiter {
+                    frames: frames.len(),
+                })?;
         let after = frames.len() - delimiter - 1;
         if after < 5 {
             return Err(WireError::TooFewFrames { found: after });
@@ -275,7 +276,10 @@ mod tests {
 
         let mut not_hex = framed(&good, &[]);
         not_hex[1] = Bytes::from_static(b"zz");
-        assert!(Layout::of(&not_hex).unwrap().verify(&good, &not_hex).is_err());
+        assert!(Layout::of(&not_hex)
+            .unwrap()
+            .verify(&good, &not_hex)
+            .is_err());
     }
 
     #[test]
