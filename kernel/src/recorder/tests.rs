@@ -524,3 +524,43 @@ fn deleted_database_is_recreated() {
     assert_eq!(ex[0].summary.msg_id, "b");
     assert!(dir.join(".gitignore").exists());
 }
+
+#[test]
+fn environment_facts() {
+    if let Some(json) = python_packages(Path::new("python3")) {
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        assert!(v.as_array().unwrap().iter().all(|p| p["name"].is_string()));
+    }
+    assert_eq!(python_packages(Path::new("/no/such/python")), None);
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(git_state(dir.path()), (None, None));
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if git(&["init", "-q"]) {
+        std::fs::write(dir.path().join("f"), "1").unwrap();
+        git(&["add", "f"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "x",
+        ]);
+        let (head, dirty) = git_state(dir.path());
+        assert_eq!(head.map(|h| h.len()), Some(40));
+        assert_eq!(dirty, Some(false));
+        std::fs::write(dir.path().join("f"), "2").unwrap();
+        assert_eq!(git_state(dir.path()).1, Some(true));
+    }
+    assert!(user_name().is_some());
+    assert!(host_name().is_some());
+}

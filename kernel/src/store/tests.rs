@@ -675,7 +675,11 @@ fn bench_queries_on_100k_executions() {
     time("stats", &mut || {
         store.stats().unwrap();
     });
-    let big = |c: char| "line of output\n".repeat(1 << 16).replace('o', &c.to_string());
+    let big = |c: char| {
+        "line of output\n"
+            .repeat(1 << 16)
+            .replace('o', &c.to_string())
+    };
     let out = store
         .write_batch(&[
             exec("s", 1, "a", vec![stream("stdout", &big('o'))]),
