@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::connection_file::KernelTransport;
+use crate::history;
 use crate::install::{self, Destination, WrapOptions};
 use crate::proxy::{self, Lineage, ProxyConfig, Recording};
 
@@ -32,6 +33,20 @@ pub enum Command {
     Uninstall(UninstallArgs),
     /// List kernelspecs: which are lineage ones and what they wrap.
     List(ListArgs),
+    /// Recorded executions, newest first.
+    Log(history::LogArgs),
+    /// One execution in full: code, outputs, resources, session.
+    Show(history::ShowArgs),
+    /// Compare two executions: code, outputs by MIME type, resources.
+    Diff(history::DiffArgs),
+    /// The code a session ran, in order, as a script, notebook or JSON lines.
+    Export(history::ExportArgs),
+    /// What the database holds.
+    Stats(history::StatsArgs),
+    /// Remove old executions and unreferenced payloads, then compact.
+    Prune(history::PruneArgs),
+    /// Where the database is, what is installed, whether NVML works.
+    Doctor(history::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +131,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Install(args) => install_cmd(args),
         Command::Uninstall(args) => uninstall_cmd(args),
         Command::List(args) => list_cmd(args),
+        Command::Log(args) => history::log(args),
+        Command::Show(args) => history::show(args),
+        Command::Diff(args) => history::diff(args),
+        Command::Export(args) => history::export(args),
+        Command::Stats(args) => history::stats(args),
+        Command::Prune(args) => history::prune(args),
+        Command::Doctor(args) => history::doctor(args),
     }
 }
 

@@ -326,6 +326,10 @@ pub fn wrapping_spec(wrapped: &Kernelspec, options: &WrapOptions) -> Value {
         .as_object()
         .cloned()
         .unwrap_or_default();
+    // The proxy speaks plain ZMTP to clients: promising CurveZMQ would make
+    // jupyter_client (transport_encryption="auto") provision keys the proxy
+    // cannot use, and the kernel would never answer.
+    metadata.remove("supported_encryption");
     metadata.insert(
         METADATA_KEY.to_string(),
         json!({
@@ -457,7 +461,8 @@ mod tests {
             "python3",
             &json!({"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                     "display_name": "Python 3 (ipykernel)", "language": "python",
-                    "env": {"A": "1"}, "metadata": {"debugger": true}}),
+                    "env": {"A": "1"},
+                    "metadata": {"debugger": true, "supported_encryption": ["curve"]}}),
         );
         let dirs = vec![tmp.path().join("share/jupyter")];
         let wrapped = find("python3", &dirs).unwrap();
@@ -471,6 +476,7 @@ mod tests {
         assert_eq!(spec.spec["interrupt_mode"], "signal");
         assert_eq!(spec.spec["env"]["A"], "1");
         assert_eq!(spec.spec["metadata"]["debugger"], true);
+        assert!(spec.spec["metadata"].get("supported_encryption").is_none());
         let argv: Vec<&str> = spec.spec["argv"]
             .as_array()
             .unwrap()

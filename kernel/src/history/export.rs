@@ -1,0 +1,260 @@
+//! `export`: a session's executions, in the order they ran, as a Python
+//! script, a notebook or JSON lines, so that a recorded output can be
+//! reproduced by running the same code in the same order.
+
+use serde_json::{json, Value};
+
+use crate::store::{ExecutionDetail, ExportSequence};
+
+use super::format::local_time;
+
+/// The executions to write: silent ones (frontend plumbing such as variable
+/// inspectors) only when asked for.
+fn selected(seq: &ExportSequence, include_silent: bool) -> impl Iterator<Item = &ExecutionDetail> {
+    seq.executions
+        .iter()
+        .filter(move |e| include_silent || !e.summary.silent)
+}
+
+fn silent_left_out(seq: &ExportSequence, include_silent: bool) -> usize {
+    if include_silent {
+        0
+    } else {
+        seq.executions.iter().filter(|e| e.summary.silent).count()
+    }
+}
+
+/// Where the sequence stops: the last execution's id.
+fn last_id(seq: &ExportSequence) -> Option<i64> {
+    seq.executions.last().map(|e| e.summary.id)
+}
+
+/// A line starting an IPython magic or shell escape (`%time`, `%%bash`,
+/// `!pip …`), which plain Python cannot run.
+fn is_magic(line: &str) -> bool {
+    line.starts_with('%') || line.starts_with('!')
+}
+
+/// The executions as a Python script with `# %%` cell markers (the
+/// percent format Jupytext, VS Code and Spyder read). IPython magics and
+/// shell escapes at the start of a line are commented out; a cell magic
+/// comments out its whole cell. Executions that raised run inside
+/// `try`/`exec`, so what they did before raising still happens and the
+/// script goes on, as the kernel did.
+pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
+    let s = &seq.session;
+    let mut out = String::new();
+    out.push_str("# Exported by jupyter-lineage: the code this kernel session executed, in order.\n");
+    out.push_str(&format!(
+        "# Session {} ({}), kernel {}, started {}.\n",
+        s.id,
+        s.uuid,
+        s.kernelspec.as_deref().unwrap_or("unknown"),
+        local_time(s.started_ms)
+    ));
+    if let Some(nb) = &s.notebook_path {
+        out.push_str(&format!("# Notebook: {nb}\n"));
+    }
+    if let Some(id) = last_id(seq) {
+        out.push_str(&format!("# Up to execution {id}.\n"));
+    }
+    let silent = silent_left_out(seq, include_silent);
+    if silent > 0 {
+        out.push_str(&format!(
+            "# {silent} silent execution(s) (sent by the frontend, not typed in a cell) left out; \
+             --include-silent keeps them.\n"
+        ));
+    }
+    for e in selected(seq, include_silent) {
+        let sum = &e.summary;
+        out.push_str(&format!(
+            "\n# %% [execution {}, cell {}]\n",
+            sum.id,
+            sum.cell_id.as_deref().unwrap_or("-")
+        ));
+        let Some(code) = &e.code else {
+            out.push_str(&format!(
+                "# lineage: execution {} was skipped (`# lineage: skip`): its code was not recorded.\n",
+                sum.id
+            ));
+            continue;
+        };
+        match sum.status.as_str() {
+            "aborted" => {
+                out.push_str("# lineage: aborted by the kernel before it ran; kept as a comment.\n");
+                out.push_str(&comment_out(code));
+                continue;
+            }
+            "running" | "died" => {
+                out.push_str(&format!(
+                    "# lineage: status {:?} in the record: it may not have finished.\n",
+                    sum.status
+                ));
+            }
+            _ => {}
+        }
+        let runnable = python_only(code);
+        if matches!(sum.status.as_str(), "error" | "interrupted") {
+            let what = match (&sum.error_name, &sum.error_value) {
+                (Some(n), Some(v)) => format!("{n}: {v}"),
+                (Some(n), None) => n.clone(),
+                _ => sum.status.clone(),
+            };
+            out.push_str(&format!(
+                "# lineage: raised {} in the recorded run; run so that what it did first still happens.\n",
+                first_line_of(&what)
+            ));
+            out.push_str("try:\n");
+            out.push_str(&format!(
+                "    exec(compile({}, \"<execution {}>\", \"exec\"))\n",
+                py_string(&runnable),
+                sum.id
+            ));
+            out.push_str("except BaseException as _lineage_error:  # noqa: BLE001\n");
+            out.push_str(&format!(
+                "    __import__(\"sys\").stderr.write(f\"execution {} raised {{_lineage_error!r}}\\n\")\n",
+                sum.id
+            ));
+        } else {
+            out.push_str(&runnable);
+            if !runnable.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn first_line_of(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn comment_out(code: &str) -> String {
+    code.lines().map(|l| format!("# {l}\n")).collect()
+}
+
+/// Code with IPython-only lines commented out.
+fn python_only(code: &str) -> String {
+    if code.trim_start().starts_with("%%") {
+        return format!(
+            "# lineage: an IPython cell magic; plain Python cannot run it.\n{}",
+            comment_out(code)
+        );
+    }
+    let mut out = String::with_capacity(code.len());
+    for line in code.split_inclusive('\n') {
+        if is_magic(line) {
+            out.push_str("# ");
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// A Python string literal holding `s` exactly (JSON string escapes are
+/// valid Python escapes, and JSON escapes every control character).
+fn py_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "''".into())
+}
+
+/// The executions as an nbformat 4.5 notebook: one code cell per execution
+/// (a cell re-run appears once per run), with the recorded outputs and
+/// execution counts; a skipped execution becomes a markdown note.
+pub fn to_ipynb(seq: &ExportSequence, include_silent: bool) -> Value {
+    let s = &seq.session;
+    let cells: Vec<Value> = selected(seq, include_silent)
+        .map(|e| {
+            let sum = &e.summary;
+            let lineage = json!({
+                "execution_id": sum.id,
+                "cell_id": sum.cell_id,
+                "status": sum.status,
+                "started_ms": sum.started_ms,
+                "wall_ms": sum.wall_ms,
+            });
+            // Cell ids must be unique in a notebook and a re-run cell appears
+            // more than once, so the execution id names the cell.
+            let id = format!("lineage-{}", sum.id);
+            match &e.code {
+                Some(code) => json!({
+                    "id": id,
+                    "cell_type": "code",
+                    "metadata": {"jupyter_lineage": lineage},
+                    "execution_count": sum.execution_count,
+                    "source": code,
+                    "outputs": e.outputs.iter().map(|o| o.output.clone()).collect::<Vec<_>>(),
+                }),
+                None => json!({
+                    "id": id,
+                    "cell_type": "markdown",
+                    "metadata": {"jupyter_lineage": lineage},
+                    "source": format!(
+                        "*Execution {} was skipped (`# lineage: skip`): its code was not recorded.*",
+                        sum.id
+                    ),
+                }),
+            }
+        })
+        .collect();
+    let mut metadata = serde_json::Map::new();
+    if let Some(k) = &s.kernelspec {
+        metadata.insert(
+            "kernelspec".into(),
+            json!({"name": k, "display_name": k, "language": s.language}),
+        );
+    }
+    let language_info = match (&s.language_info, &s.language) {
+        (Some(li), _) if li.get("name").is_some() => Some(li.clone()),
+        (_, Some(lang)) => Some(json!({"name": lang})),
+        _ => None,
+    };
+    if let Some(li) = language_info {
+        metadata.insert("language_info".into(), li);
+    }
+    metadata.insert(
+        "jupyter_lineage".into(),
+        json!({
+            "session_id": s.id,
+            "session_uuid": s.uuid,
+            "notebook_path": s.notebook_path,
+            "up_to_execution": last_id(seq),
+            "silent_left_out": silent_left_out(seq, include_silent),
+        }),
+    );
+    json!({
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": metadata,
+        "cells": cells,
+    })
+}
+
+/// One execution per line, in full (code, outputs, resources), as JSON.
+pub fn to_jsonl(seq: &ExportSequence, include_silent: bool) -> Result<String, serde_json::Error> {
+    let mut out = String::new();
+    for e in selected(seq, include_silent) {
+        out.push_str(&serde_json::to_string(e)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magics_are_commented_out() {
+        assert_eq!(
+            python_only("%matplotlib inline\nx = 1\n!pip list\n  y = '%d' % x"),
+            "# %matplotlib inline\nx = 1\n# !pip list\n  y = '%d' % x"
+        );
+        assert!(python_only("%%bash\necho hi\n").contains("# %%bash\n# echo hi\n"));
+    }
+
+    #[test]
+    fn python_string_literals_round_trip() {
+        assert_eq!(py_string("a\n\"b\"\t\\"), r#""a\n\"b\"\t\\""#);
+        assert_eq!(py_string("é"), "\"é\"");
+    }
+}
