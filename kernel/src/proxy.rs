@@ -307,9 +307,22 @@ pub async fn run(
         ready.pending_subscriptions,
     ));
 
+    // Like ipykernel's ParentPollerUnix: when the process that launched us
+    // (the Jupyter server) dies, we are reparented, and the kernel must not
+    // live on as an orphan nobody can reach.
+    let parent = std::os::unix::process::parent_id();
+    let watch_parent = std::env::var_os("JPY_PARENT_PID").is_some() && parent > 1;
+    let mut parent_check = tokio::time::interval(Duration::from_secs(1));
     let exit = loop {
         tokio::select! {
             exit = kernel.wait() => break exit,
+            _ = parent_check.tick(), if watch_parent => {
+                if std::os::unix::process::parent_id() != parent {
+                    tracing::warn!("the process that started this kernel ({parent}) is gone: stopping");
+                    kernel.signal(libc::SIGTERM);
+                    break kernel.stop(GRACE).await;
+                }
+            }
             _ = sigint.recv() => {
                 tracing::info!("SIGINT: interrupting the real kernel");
                 kernel.signal(libc::SIGINT);

@@ -28,7 +28,7 @@ use crate::store::{
     ExecutionRecord, MimeData, OutputRecord, OutputType, SessionEnd, SessionRecord, Status, Store,
     StoreError, WriteOp, WriteOutcome,
 };
-use crate::tap::{Channel, KernelEvent, TapEvent, TappedMessage};
+use crate::tap::{Channel, KernelEvent, TapEvent, TapReceiver, TappedMessage};
 
 /// Default sampling period (`JUPYTER_LINEAGE_SAMPLE_MS`).
 pub const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -245,11 +245,7 @@ impl RecorderHandle {
 /// Starts the recorder and writer threads. Never fails: if a thread cannot
 /// start, recording is off (logged) and the queue is simply dropped, which
 /// the tap treats as "recorder gone".
-pub fn spawn(
-    config: RecorderConfig,
-    rx: Receiver<TapEvent>,
-    dropped: Arc<AtomicU64>,
-) -> RecorderHandle {
+pub fn spawn(config: RecorderConfig, rx: TapReceiver, dropped: Arc<AtomicU64>) -> RecorderHandle {
     let health = Arc::new(Health::new(config.location.db_path.clone(), dropped));
     let (recorded, _) = tokio::sync::broadcast::channel(1024);
     let stop = Arc::new(AtomicBool::new(false));
@@ -558,12 +554,7 @@ impl Recorder {
         }
     }
 
-    fn run(
-        &mut self,
-        rx: &Receiver<TapEvent>,
-        stop: &AtomicBool,
-        deadline: &Mutex<Option<Instant>>,
-    ) {
+    fn run(&mut self, rx: &TapReceiver, stop: &AtomicBool, deadline: &Mutex<Option<Instant>>) {
         loop {
             if stop.load(Ordering::Relaxed) {
                 if let Ok(mut d) = deadline.lock() {
@@ -1441,6 +1432,10 @@ impl Writer {
                 }
                 continue;
             }
+            if closing && store.is_none() && matches!(state, WriteState::Off(_)) {
+                // One last try to open, now, then give up (below).
+                retry_at = now;
+            }
             if !due || now < retry_at {
                 if closing {
                     if self.past_deadline(now) {
@@ -1484,7 +1479,11 @@ impl Writer {
                             } else {
                                 REOPEN_PERIOD
                             };
-                        if closing && self.past_deadline(Instant::now()) {
+                        // A database that could never be opened (a read-only
+                        // project) will not open in the last seconds either:
+                        // do not hold the kernel's shutdown for it.
+                        let never_opened = matches!(state, WriteState::Off(_));
+                        if closing && (never_opened || self.past_deadline(Instant::now())) {
                             self.give_up(&mut pending);
                             return;
                         }

@@ -5,10 +5,10 @@
 //! recorder thread parses what it needs. The queue is bounded: when it is
 //! full the message is counted as dropped, never silently lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -61,23 +61,64 @@ pub enum TapEvent {
 }
 
 /// The relay's end of the queue to the recorder. Cheap to clone.
+///
+/// The bound is a count kept beside an unbounded channel rather than a
+/// `sync_channel`, which would allocate every slot up front (megabytes for a
+/// queue deep enough to absorb a burst of 100k prints).
 #[derive(Clone)]
 pub struct Tap {
-    tx: Option<SyncSender<TapEvent>>,
+    tx: Option<Sender<TapEvent>>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     dropped: Arc<AtomicU64>,
 }
 
+/// The recorder's end of the queue.
+pub struct TapReceiver {
+    rx: Receiver<TapEvent>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl TapReceiver {
+    fn took<E>(&self, r: Result<TapEvent, E>) -> Result<TapEvent, E> {
+        if r.is_ok() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    pub fn try_recv(&self) -> Result<TapEvent, TryRecvError> {
+        self.took(self.rx.try_recv())
+    }
+
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<TapEvent, RecvTimeoutError> {
+        self.took(self.rx.recv_timeout(timeout))
+    }
+
+    /// Events waiting in the queue.
+    pub fn len(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Tap {
-    /// A bounded queue of `capacity` events and the receiving end for the recorder.
-    pub fn bounded(capacity: usize) -> (Tap, Receiver<TapEvent>, Arc<AtomicU64>) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    /// A queue of at most `capacity` events and the receiving end for the recorder.
+    pub fn bounded(capacity: usize) -> (Tap, TapReceiver, Arc<AtomicU64>) {
+        let (tx, rx) = std::sync::mpsc::channel();
         let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
         (
             Tap {
                 tx: Some(tx),
+                queued: queued.clone(),
+                capacity,
                 dropped: dropped.clone(),
             },
-            rx,
+            TapReceiver { rx, queued },
             dropped,
         )
     }
@@ -86,6 +127,8 @@ impl Tap {
     pub fn disabled() -> Tap {
         Tap {
             tx: None,
+            queued: Arc::new(AtomicUsize::new(0)),
+            capacity: 0,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -97,16 +140,17 @@ impl Tap {
     /// Hands an event to the recorder without ever blocking.
     pub fn send(&self, event: TapEvent) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::warn!(dropped = n, "recorder queue full: messages not recorded");
-                }
+        if self.queued.load(Ordering::Relaxed) >= self.capacity {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "recorder queue full: messages not recorded");
             }
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if tx.send(event).is_err() {
             // The recorder has stopped (it logged why); recording is off.
-            Err(TrySendError::Disconnected(_)) => {}
+            self.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -128,5 +172,43 @@ impl Tap {
     /// How many events were dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> TapEvent {
+        TapEvent::Kernel(KernelEvent::Exited {
+            code: Some(0),
+            signal: None,
+        })
+    }
+
+    #[test]
+    fn full_queue_counts_drops_and_recovers() {
+        let (tap, rx, dropped) = Tap::bounded(2);
+        tap.send(event());
+        tap.send(event());
+        tap.send(event());
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(rx.len(), 2);
+        rx.try_recv().unwrap();
+        tap.send(event());
+        assert_eq!(rx.len(), 2);
+        assert_eq!(tap.dropped(), 1);
+        rx.recv_timeout(Duration::from_millis(10)).unwrap();
+        rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err());
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn disabled_tap_takes_nothing() {
+        let tap = Tap::disabled();
+        assert!(!tap.is_enabled());
+        tap.send(event());
+        assert_eq!(tap.dropped(), 0);
     }
 }

@@ -1,0 +1,94 @@
+# jupyter-lineage — build, test, benchmark and demo.
+#
+#   make demo   build, install the kernelspec into .venv, open JupyterLab
+#   make test   everything CI runs: deps, venv, lint, unit, e2e
+#
+# Nothing here writes to $HOME: the venv, the kernelspec and JupyterLab's
+# settings all live under .venv (JUPYTER_PATH / --prefix .venv).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+# Debian's python, not pyenv's: the venv must be readable by other Unix users
+# (JupyterHub tests run kernels as real users).
+PYTHON_SYS ?= /usr/bin/python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(VENV)/bin/pip
+STAMP      := $(VENV)/.requirements.stamp
+BIN        := target/release/jupyter-lineage
+
+DEMO_HOST  ?= 127.0.0.1
+DEMO_PORT  ?= 8888
+
+# Keep jupyter's own config/data/runtime for the demo inside the venv.
+JUPYTER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+               JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter \
+               JUPYTER_CONFIG_DIR=$(CURDIR)/$(VENV)/etc/jupyter \
+               JUPYTER_DATA_DIR=$(CURDIR)/$(VENV)/share/jupyter \
+               JUPYTER_RUNTIME_DIR=$(CURDIR)/$(VENV)/share/jupyter/runtime \
+               JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/$(VENV)/share/jupyter/lab/user-settings \
+               JUPYTERLAB_WORKSPACES_DIR=$(CURDIR)/$(VENV)/share/jupyter/lab/workspaces
+
+.PHONY: deps venv build lint unit e2e test bench demo clean
+
+# Debian packages the build needs; apt only runs when one is missing.
+APT_PACKAGES := python3-venv
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+	  echo "apt prerequisites present: $(APT_PACKAGES)"; \
+	fi
+
+$(PY):
+	$(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): tests/requirements.txt | $(PY)
+	$(PIP) install --quiet -r tests/requirements.txt
+	touch $@
+
+venv: $(STAMP)
+
+build:
+	cargo build --release
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo test --release
+
+e2e: build venv
+	$(VENV)/bin/pytest tests -v
+
+test: deps venv lint unit e2e
+
+bench: build venv
+	$(PY) bench/bench_proxy.py
+
+demo: build venv
+	$(JUPYTER_ENV) $(BIN) install --wrap python3 --prefix $(VENV)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+	  > $(VENV)/share/jupyter/lab/settings/overrides.json
+	@echo
+	@echo "JupyterLab will print its URL (with token) below; open it in a browser."
+	@echo "The demo notebook uses the kernel 'Python 3 (ipykernel) · lineage'."
+	@echo
+	$(JUPYTER_ENV) $(VENV)/bin/jupyter lab --no-browser \
+	  --ServerApp.ip=$(DEMO_HOST) --ServerApp.port=$(DEMO_PORT) \
+	  $$( [ "$$(id -u)" = 0 ] && echo --ServerApp.allow_root=True ) \
+	  --ServerApp.root_dir=$(CURDIR)/examples $(CURDIR)/examples/demo.ipynb
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
