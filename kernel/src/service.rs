@@ -57,7 +57,7 @@ pub struct Service {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ServiceError {
+pub enum ServiceError {
     #[error("{0}")]
     BadRequest(String),
     #[error("no execution with id {0}")]
@@ -273,40 +273,23 @@ impl Service {
     }
 
     async fn dispatch(&self, data: &Value) -> Result<Value, ServiceError> {
-        if !data.is_object() {
-            return Err(bad("a request is a JSON object"));
-        }
-        match data.get("protocol_version").map(|v| v.as_u64()) {
-            None => {}
-            Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => {}
-            Some(Some(v)) => return Err(ServiceError::UnsupportedVersion(v)),
-            Some(None) => return Err(bad("protocol_version must be an integer")),
-        }
-        let request = data["request"]
-            .as_str()
-            .ok_or_else(|| bad("\"request\" must name a request"))?
-            .to_string();
-        match request.as_str() {
-            "hello" => Ok(self.hello()),
-            "health" => Ok(self.health()),
-            "history" => {
-                let filter = self.history_filter(data)?;
+        let notebook = self.context.notebook_path.clone();
+        match ServiceRequest::parse(data, notebook.as_deref())? {
+            ServiceRequest::Hello => Ok(self.hello()),
+            ServiceRequest::Health => Ok(self.health()),
+            ServiceRequest::History(filter) => {
                 self.query(move |s| Ok(serde_json::to_value(s.history(&filter)?)?))
                     .await
             }
-            "execution" => {
-                let id = int_field(data, "execution_id")?;
+            ServiceRequest::Execution(id) => {
                 self.query(move |s| Ok(serde_json::to_value(s.get_execution(id)?)?))
                     .await
             }
-            "diff" => {
-                let a = int_field(data, "a")?;
-                let b = int_field(data, "b")?;
+            ServiceRequest::Diff(a, b) => {
                 self.query(move |s| Ok(serde_json::to_value(s.diff(a, b)?)?))
                     .await
             }
-            "cells" => {
-                let notebook = self.notebook_scope(data)?;
+            ServiceRequest::Cells(notebook) => {
                 self.query(move |s| {
                     Ok(serde_json::to_value(
                         s.cell_summaries(notebook.as_deref())?,
@@ -314,56 +297,11 @@ impl Service {
                 })
                 .await
             }
-            "sessions" => {
-                let limit = opt_int(data, "limit")?.unwrap_or(20).clamp(1, 1000) as usize;
+            ServiceRequest::Sessions(limit) => {
                 self.query(move |s| Ok(serde_json::to_value(s.sessions(limit)?)?))
                     .await
             }
-            other => Err(bad(format!("unknown request {other:?}"))),
         }
-    }
-
-    /// The notebook a request is about: this kernel's notebook unless the
-    /// request asks for the whole project (`"scope": "project"`). Never a
-    /// path to open: the service reads only this project's database.
-    fn notebook_scope(&self, data: &Value) -> Result<Option<String>, ServiceError> {
-        match data
-            .get("scope")
-            .and_then(Value::as_str)
-            .unwrap_or("notebook")
-        {
-            "notebook" => Ok(self.context.notebook_path.clone()),
-            "project" => Ok(None),
-            other => Err(bad(format!(
-                "scope must be \"notebook\" or \"project\", not {other:?}"
-            ))),
-        }
-    }
-
-    fn history_filter(&self, data: &Value) -> Result<HistoryFilter, ServiceError> {
-        let text = |key: &str| -> Result<Option<String>, ServiceError> {
-            match data.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(bad(format!("{key} must be a string"))),
-            }
-        };
-        let limit = opt_int(data, "limit")?;
-        if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-            return Err(bad("limit must be between 1 and 1000"));
-        }
-        Ok(HistoryFilter {
-            notebook: self.notebook_scope(data)?,
-            cell_id: text("cell_id")?,
-            status: text("status")?,
-            since_ms: opt_int(data, "since_ms")?,
-            until_ms: opt_int(data, "until_ms")?,
-            text: text("search")?,
-            limit: limit.map(|l| l as usize),
-            before: opt_int(data, "before")?,
-            include_silent: data["include_silent"].as_bool().unwrap_or(false),
-            ..Default::default()
-        })
     }
 
     fn health(&self) -> Value {
@@ -454,6 +392,94 @@ impl Service {
                 .await;
         }
     }
+}
+
+/// A request of the comm protocol, checked and typed. Parsing is pure (no
+/// I/O, no store), so it can be fuzzed; nothing in a request names a file.
+#[derive(Debug, Clone)]
+pub enum ServiceRequest {
+    Hello,
+    Health,
+    History(HistoryFilter),
+    Execution(i64),
+    Diff(i64, i64),
+    /// Cell summaries of one notebook, or of the project (None).
+    Cells(Option<String>),
+    Sessions(usize),
+}
+
+impl ServiceRequest {
+    /// Parses the `data` of a comm message. `notebook` is this kernel's
+    /// notebook, what `"scope": "notebook"` (the default) means.
+    pub fn parse(data: &Value, notebook: Option<&str>) -> Result<ServiceRequest, ServiceError> {
+        if !data.is_object() {
+            return Err(bad("a request is a JSON object"));
+        }
+        match data.get("protocol_version").map(|v| v.as_u64()) {
+            None => {}
+            Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => {}
+            Some(Some(v)) => return Err(ServiceError::UnsupportedVersion(v)),
+            Some(None) => return Err(bad("protocol_version must be an integer")),
+        }
+        let request = data["request"]
+            .as_str()
+            .ok_or_else(|| bad("\"request\" must name a request"))?;
+        Ok(match request {
+            "hello" => ServiceRequest::Hello,
+            "health" => ServiceRequest::Health,
+            "history" => ServiceRequest::History(history_filter(data, notebook)?),
+            "execution" => ServiceRequest::Execution(int_field(data, "execution_id")?),
+            "diff" => ServiceRequest::Diff(int_field(data, "a")?, int_field(data, "b")?),
+            "cells" => ServiceRequest::Cells(notebook_scope(data, notebook)?),
+            "sessions" => ServiceRequest::Sessions(
+                opt_int(data, "limit")?.unwrap_or(20).clamp(1, 1000) as usize,
+            ),
+            other => return Err(bad(format!("unknown request {other:?}"))),
+        })
+    }
+}
+
+/// The notebook a request is about: this kernel's notebook unless the
+/// request asks for the whole project (`"scope": "project"`). Never a path
+/// to open: the service reads only this project's database.
+fn notebook_scope(data: &Value, notebook: Option<&str>) -> Result<Option<String>, ServiceError> {
+    match data
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("notebook")
+    {
+        "notebook" => Ok(notebook.map(str::to_string)),
+        "project" => Ok(None),
+        other => Err(bad(format!(
+            "scope must be \"notebook\" or \"project\", not {other:?}"
+        ))),
+    }
+}
+
+fn history_filter(data: &Value, notebook: Option<&str>) -> Result<HistoryFilter, ServiceError> {
+    let text = |key: &str| -> Result<Option<String>, ServiceError> {
+        match data.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(format!("{key} must be a string"))),
+        }
+    };
+    let limit = opt_int(data, "limit")?;
+    if limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(bad("limit must be between 1 and 1000"));
+    }
+    Ok(HistoryFilter {
+        notebook: notebook_scope(data, notebook)?,
+        cell_id: text("cell_id")?,
+        status: text("status")?,
+        since_ms: opt_int(data, "since_ms")?,
+        until_ms: opt_int(data, "until_ms")?,
+        text: text("search")?,
+        limit: limit.map(|l| l as usize),
+        before: opt_int(data, "before")?,
+        include_silent: data["include_silent"].as_bool().unwrap_or(false),
+        ..Default::default()
+    })
 }
 
 fn int_field(data: &Value, key: &str) -> Result<i64, ServiceError> {
