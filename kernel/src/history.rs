@@ -251,9 +251,7 @@ fn resolve_cell(store: &Store, arg: &str) -> Result<String> {
     }
     // GLOB with a literal prefix uses the cell_id index.
     let found: Vec<String> = conn
-        .prepare(
-            "SELECT DISTINCT cell_id FROM executions WHERE cell_id GLOB ?1 || '*' LIMIT 10",
-        )
+        .prepare("SELECT DISTINCT cell_id FROM executions WHERE cell_id GLOB ?1 || '*' LIMIT 10")
         .and_then(|mut s| {
             s.query_map([arg], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()
@@ -388,12 +386,13 @@ fn log_inner(args: LogArgs) -> Result<ExitCode> {
         include_silent: args.include_silent,
         ..HistoryFilter::default()
     };
-    if args
-        .search
-        .as_deref()
-        .is_some_and(|s| s.split_whitespace().all(|w| w.trim_end_matches('*').is_empty()))
-    {
-        return Err(HistoryError::Usage("--search needs a word to look for".into()));
+    if args.search.as_deref().is_some_and(|s| {
+        s.split_whitespace()
+            .all(|w| w.trim_end_matches('*').is_empty())
+    }) {
+        return Err(HistoryError::Usage(
+            "--search needs a word to look for".into(),
+        ));
     }
     let want = if args.all { u64::MAX } else { args.limit };
     let mut items: Vec<ExecutionSummary> = Vec::new();
@@ -522,7 +521,8 @@ fn show_inner(args: ShowArgs) -> Result<ExitCode> {
         .session(e.summary.session_id)
         .map_err(|e| HistoryError::from_store(&db, e))?;
     if args.json {
-        let mut v = serde_json::to_value(&e).map_err(|e| HistoryError::from_store(&db, e.into()))?;
+        let mut v =
+            serde_json::to_value(&e).map_err(|e| HistoryError::from_store(&db, e.into()))?;
         v["session"] =
             serde_json::to_value(&session).map_err(|e| HistoryError::from_store(&db, e.into()))?;
         emit_json(&v)?;
@@ -623,7 +623,10 @@ fn render_show(
         "notebook  {}\n",
         s.notebook_path.as_deref().unwrap_or("-")
     ));
-    out.push_str(&format!("cell      {}\n", s.cell_id.as_deref().unwrap_or("-")));
+    out.push_str(&format!(
+        "cell      {}\n",
+        s.cell_id.as_deref().unwrap_or("-")
+    ));
     out.push_str(&format!(
         "started   {} ({})\n",
         format::local_time(s.started_ms),
@@ -655,12 +658,19 @@ fn render_show(
         &format!(
             "outputs ({}){}",
             e.outputs.len(),
-            if s.truncated { ", some cut at the size cap" } else { "" }
+            if s.truncated {
+                ", some cut at the size cap"
+            } else {
+                ""
+            }
         ),
     ));
     for (i, o) in e.outputs.iter().enumerate() {
         let kind = o.output["output_type"].as_str().unwrap_or("?");
-        let name = o.output["name"].as_str().map(|n| format!(" {n}")).unwrap_or_default();
+        let name = o.output["name"]
+            .as_str()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
         let cut = if o.truncated.is_empty() {
             String::new()
         } else {
@@ -672,7 +682,7 @@ fn render_show(
     }
 
     out.push_str(&section(style, "resources"));
-    let row = |label: &str, value: String| format!("{label:<10}{value}\n");
+    let row = |label: &str, value: String| format!("{label:<11}{value}\n");
     out.push_str(&row("wall", opt(s.wall_ms, format::duration_ms)));
     out.push_str(&row("CPU", opt(s.cpu_ms, format::duration_ms)));
     out.push_str(&row(
@@ -852,8 +862,11 @@ pub fn render_diff(d: &ExecutionDiff, style: Style) -> String {
                     out.push_str(&colour_diff(u, style));
                 }
                 _ => {
-                    let size =
-                        |v: &Option<Value>| opt(v.as_ref(), |v| format::bytes(format::payload_size(&m.mime, v)));
+                    let size = |v: &Option<Value>| {
+                        opt(v.as_ref(), |v| {
+                            format::bytes(format::payload_size(&m.mime, v))
+                        })
+                    };
                     out.push_str(&format!(
                         "  {} {} ({} → {})\n",
                         m.mime,
@@ -1062,7 +1075,11 @@ fn stats_inner(args: StatsArgs) -> Result<ExitCode> {
         if by_status.is_empty() {
             format::count(s.executions)
         } else {
-            format!("{} ({})", format::count(s.executions), by_status.join(" · "))
+            format!(
+                "{} ({})",
+                format::count(s.executions),
+                by_status.join(" · ")
+            )
         },
     ));
     out.push_str(&row("notebooks", format::count(s.notebooks)));
@@ -1311,7 +1328,8 @@ fn doctor_inner(args: DoctorArgs) -> Result<ExitCode> {
                 database["journal_mode"] = json!(store.journal_mode().ok());
                 database["executions"] = json!(store
                     .connection()
-                    .query_row("SELECT count(*) FROM executions", [], |r| r.get::<_, i64>(0))
+                    .query_row("SELECT count(*) FROM executions", [], |r| r
+                        .get::<_, i64>(0))
                     .ok());
             }
             Err(e) => database["error"] = json!(e.to_string()),
@@ -1511,7 +1529,10 @@ mod tests {
         assert!(lines[0].starts_with("ID  WHEN"), "{t}");
         assert!(lines[0].ends_with("PEAK MEM  CODE"), "{t}");
         assert!(lines[1].starts_with("12  "), "{t}");
-        assert!(lines[1].contains("  analysis.ipynb  01234567  12  error  "), "{t}");
+        assert!(
+            lines[1].contains("  analysis.ipynb  01234567  12  error  "),
+            "{t}"
+        );
         assert!(lines[1].contains("1.50 s"), "{t}");
         assert!(lines[1].contains("12 ms"), "{t}");
         assert!(lines[1].contains("52.4 MB"), "{t}");

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod project;
 pub mod proxy;
 pub mod recorder;
+pub mod redact;
 pub mod relay;
 pub mod sampler;
 pub mod service;

@@ -44,7 +44,9 @@ fn is_magic(line: &str) -> bool {
 pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
     let s = &seq.session;
     let mut out = String::new();
-    out.push_str("# Exported by jupyter-lineage: the code this kernel session executed, in order.\n");
+    out.push_str(
+        "# Exported by jupyter-lineage: the code this kernel session executed, in order.\n",
+    );
     out.push_str(&format!(
         "# Session {} ({}), kernel {}, started {}.\n",
         s.id,
@@ -81,7 +83,9 @@ pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
         };
         match sum.status.as_str() {
             "aborted" => {
-                out.push_str("# lineage: aborted by the kernel before it ran; kept as a comment.\n");
+                out.push_str(
+                    "# lineage: aborted by the kernel before it ran; kept as a comment.\n",
+                );
                 out.push_str(&comment_out(code));
                 continue;
             }

@@ -258,7 +258,11 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             "d" | "day" | "days" => 86_400_000.0,
             "w" | "week" | "weeks" => 604_800_000.0,
             "" => return Err(format!("{s:?} needs a unit: s, m, h, d or w (like 30d)")),
-            other => return Err(format!("unknown unit {other:?} in {s:?} (use s, m, h, d or w)")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {s:?} (use s, m, h, d or w)"
+                ))
+            }
         };
         total += n * unit_ms;
         rest = tail;
@@ -347,7 +351,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024f64.powi(4),
-        other => return Err(format!("unknown size unit {other:?} in {s:?} (use K, M, G, T)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (use K, M, G, T)"
+            ))
+        }
     };
     Ok((n * mult).round() as u64)
 }
@@ -468,7 +476,12 @@ pub fn payload_size(mime: &str, value: &serde_json::Value) -> u64 {
     match value {
         serde_json::Value::String(s) if is_base64_mime(mime) => {
             let clean = s.bytes().filter(|b| !b.is_ascii_whitespace()).count() as u64;
-            let pad = s.trim_end().bytes().rev().take_while(|&b| b == b'=').count() as u64;
+            let pad = s
+                .trim_end()
+                .bytes()
+                .rev()
+                .take_while(|&b| b == b'=')
+                .count() as u64;
             (clean / 4 * 3).saturating_sub(pad)
         }
         serde_json::Value::String(s) => s.len() as u64,
@@ -566,7 +579,10 @@ mod tests {
         assert_eq!(parse_time_at("2h", now, &utc), Ok(now - 7_200_000));
         assert_eq!(parse_time_at("3d ago", now, &utc), Ok(now - 3 * 86_400_000));
         assert_eq!(parse_time_at("now", now, &utc), Ok(now));
-        assert_eq!(parse_time_at("2024-05-01", now, &utc), Ok(1_714_521_600_000));
+        assert_eq!(
+            parse_time_at("2024-05-01", now, &utc),
+            Ok(1_714_521_600_000)
+        );
         assert_eq!(parse_time_at("today", now, &utc), Ok(1_714_521_600_000));
         assert_eq!(
             parse_time_at("yesterday", now, &utc),
@@ -618,7 +634,11 @@ mod tests {
 
     #[test]
     fn table_layout() {
-        let headers = [("ID", Align::Right), ("STATUS", Align::Left), ("CODE", Align::Left)];
+        let headers = [
+            ("ID", Align::Right),
+            ("STATUS", Align::Left),
+            ("CODE", Align::Left),
+        ];
         let rows = vec![
             vec!["7".into(), "ok".into(), "print('hello world')".into()],
             vec!["123".into(), "error".into(), "1/0".into()],
@@ -629,8 +649,10 @@ mod tests {
             " ID  STATUS  CODE\n  7  ok      print('hello world')\n123  error   1/0\n"
         );
         // On a 20-column terminal the last column is cut (but keeps 10 chars).
-        let t = table(&headers, &rows, Some(20), Style::PLAIN, |_, s| s.to_string());
-        assert_eq!(t.lines().nth(1).unwrap(), "  7  ok      print('h…");
+        let t = table(&headers, &rows, Some(20), Style::PLAIN, |_, s| {
+            s.to_string()
+        });
+        assert_eq!(t.lines().nth(1).unwrap(), "  7  ok      print('he…");
         // Colour applies after padding, so columns still line up.
         let t = table(&headers, &rows, None, Style { color: true }, |i, s| {
             if i == 1 {
@@ -646,9 +668,15 @@ mod tests {
     #[test]
     fn style_paints_only_when_on() {
         assert_eq!(Style::PLAIN.status("error", "error"), "error");
-        assert_eq!(Style { color: true }.status("ok", "ok"), "\x1b[32mok\x1b[0m");
+        assert_eq!(
+            Style { color: true }.status("ok", "ok"),
+            "\x1b[32mok\x1b[0m"
+        );
         assert_eq!(Style { color: true }.diff_line("+x"), "\x1b[32m+x\x1b[0m");
-        assert_eq!(Style { color: true }.diff_line("--- a"), "\x1b[1m--- a\x1b[0m");
+        assert_eq!(
+            Style { color: true }.diff_line("--- a"),
+            "\x1b[1m--- a\x1b[0m"
+        );
     }
 
     #[test]
