@@ -1,0 +1,253 @@
+/**
+ * Formatting of durations, sizes, times and code for the panel. Pure
+ * functions, unit-tested in test/format.test.ts.
+ */
+
+/** A duration in ms as people read it: 850 µs, 12 ms, 1.24 s, 3 min 05 s. */
+export function formatDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !isFinite(ms)) {
+    return '—';
+  }
+  const neg = ms < 0;
+  const v = Math.abs(ms);
+  let text: string;
+  if (v < 1) {
+    text = `${Math.round(v * 1000)} µs`;
+  } else if (v < 10) {
+    text = `${v.toFixed(1)} ms`;
+  } else if (v < 1000) {
+    text = `${Math.round(v)} ms`;
+  } else if (v < 10000) {
+    text = `${(v / 1000).toFixed(2)} s`;
+  } else if (v < 60000) {
+    text = `${(v / 1000).toFixed(1)} s`;
+  } else if (v < 3600000) {
+    const m = Math.floor(v / 60000);
+    const s = Math.floor((v % 60000) / 1000);
+    text = `${m} min ${String(s).padStart(2, '0')} s`;
+  } else {
+    const h = Math.floor(v / 3600000);
+    const m = Math.floor((v % 3600000) / 60000);
+    text = `${h} h ${String(m).padStart(2, '0')} min`;
+  }
+  return neg ? `−${text}` : text;
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** A byte count: 512 B, 1.5 KiB, 81.2 MiB, 3.00 GiB. */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined || !isFinite(bytes)) {
+    return '—';
+  }
+  const neg = bytes < 0;
+  let v = Math.abs(bytes);
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const text =
+    u === 0
+      ? `${Math.round(v)} B`
+      : `${v >= 100 ? Math.round(v) : v.toFixed(v >= 10 ? 1 : 2)} ${UNITS[u]}`;
+  return neg ? `−${text}` : text;
+}
+
+/** A signed delta for the compare view: +12 ms, −1.5 MiB, ±0. */
+export function formatDelta(
+  value: number | null | undefined,
+  kind: 'ms' | 'bytes' | 'percent'
+): string {
+  if (value === null || value === undefined || !isFinite(value)) {
+    return '—';
+  }
+  if (value === 0) {
+    return '±0';
+  }
+  const sign = value > 0 ? '+' : '';
+  if (kind === 'ms') {
+    return sign + formatDuration(value);
+  }
+  if (kind === 'bytes') {
+    return sign + formatBytes(value);
+  }
+  return `${sign}${value.toFixed(0)} %`.replace('-', '−');
+}
+
+/**
+ * When a run started, relative to now for recent runs (just now, 5 s ago,
+ * 3 min ago, 2 h ago), else a date: "Mar 4, 14:05" (same year) or
+ * "2025-03-04".
+ */
+export function formatWhen(ms: number, now: number = Date.now()): string {
+  if (!isFinite(ms)) {
+    return '—';
+  }
+  const d = now - ms;
+  if (d < 0) {
+    return 'just now';
+  }
+  if (d < 5000) {
+    return 'just now';
+  }
+  if (d < 60000) {
+    return `${Math.floor(d / 1000)} s ago`;
+  }
+  if (d < 3600000) {
+    return `${Math.floor(d / 60000)} min ago`;
+  }
+  if (d < 86400000) {
+    return `${Math.floor(d / 3600000)} h ago`;
+  }
+  const date = new Date(ms);
+  const today = new Date(now);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (date.getFullYear() === today.getFullYear()) {
+    const month = date.toLocaleString('en', { month: 'short' });
+    return `${month} ${date.getDate()}, ${pad(date.getHours())}:${pad(
+      date.getMinutes()
+    )}`;
+  }
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(
+    date.getDate()
+  )}`;
+}
+
+/** An absolute timestamp for tooltips: 2026-11-28 14:05:09.123. */
+export function formatTimestamp(ms: number): string {
+  if (!isFinite(ms)) {
+    return '—';
+  }
+  const d = new Date(ms);
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.` +
+    pad(d.getMilliseconds(), 3)
+  );
+}
+
+/** The first non-blank line of code, trimmed, for a one-line summary. */
+export function firstLine(code: string | null | undefined, max = 120): string {
+  if (!code) {
+    return '';
+  }
+  const lines = code.split(/\r?\n/);
+  const line = lines.find(l => l.trim() !== '') ?? '';
+  const trimmed = line.trim();
+  const more = lines.filter(l => l.trim() !== '').length > 1;
+  if (trimmed.length > max) {
+    return trimmed.slice(0, max - 1) + '…';
+  }
+  return more ? `${trimmed} …` : trimmed;
+}
+
+/** "cell 3" (1-based) when the cell is in the notebook, else "deleted cell". */
+export function formatCellPosition(
+  index: number,
+  cellId: string | null
+): string {
+  if (cellId === null) {
+    return 'no cell';
+  }
+  return index >= 0 ? `cell ${index + 1}` : 'deleted cell';
+}
+
+/** A short label for an execution status. */
+export function statusLabel(status: string): string {
+  switch (status) {
+    case 'ok':
+      return 'Succeeded';
+    case 'error':
+      return 'Failed';
+    case 'aborted':
+      return 'Aborted';
+    case 'interrupted':
+      return 'Interrupted';
+    case 'died':
+      return 'Kernel died';
+    case 'skipped':
+      return 'Skipped';
+    case 'running':
+      return 'Running';
+    default:
+      return status;
+  }
+}
+
+/** The execution count as the notebook shows it: [7], or [ ] when unknown. */
+export function formatExecutionCount(n: number | null | undefined): string {
+  return n === null || n === undefined ? '[ ]' : `[${n}]`;
+}
+
+/** A point of a chart series. */
+export interface IPoint {
+  t: number;
+  v: number;
+}
+
+/**
+ * Turn cumulative CPU time samples into CPU utilisation (% of one core)
+ * between consecutive samples.
+ */
+export function cpuPercent(
+  samples: ReadonlyArray<{ t_ms: number; cpu_ms: number | null }>
+): IPoint[] {
+  const out: IPoint[] = [];
+  let prev: { t_ms: number; cpu_ms: number } | null = null;
+  for (const s of samples) {
+    if (s.cpu_ms === null || s.cpu_ms === undefined) {
+      continue;
+    }
+    if (prev && s.t_ms > prev.t_ms) {
+      const pct = ((s.cpu_ms - prev.cpu_ms) / (s.t_ms - prev.t_ms)) * 100;
+      out.push({ t: s.t_ms, v: Math.max(0, pct) });
+    }
+    prev = { t_ms: s.t_ms, cpu_ms: s.cpu_ms };
+  }
+  return out;
+}
+
+/**
+ * An SVG polyline `points` attribute for a series scaled into a box of
+ * `width` × `height` (y grows downwards): time from 0 to `tMax`, values
+ * from `vMin` (bottom) to `vMax` (top). A flat series (vMin = vMax) is
+ * drawn across the middle.
+ */
+export function polylinePoints(
+  series: readonly IPoint[],
+  width: number,
+  height: number,
+  tMax: number,
+  vMin: number,
+  vMax: number
+): string {
+  if (series.length === 0) {
+    return '';
+  }
+  const tx = tMax > 0 ? width / tMax : 0;
+  const span = vMax - vMin;
+  const y = (v: number) =>
+    span > 0 ? height - ((v - vMin) / span) * height : height / 2;
+  return series
+    .map(p => `${(p.t * tx).toFixed(1)},${y(p.v).toFixed(1)}`)
+    .join(' ');
+}
+
+/** Count lines added/removed in a unified diff (headers excluded). */
+export function diffStat(unified: string): { added: number; removed: number } {
+  let added = 0;
+  let removed = 0;
+  for (const line of unified.split('\n')) {
+    if (line.startsWith('+++') || line.startsWith('---')) {
+      continue;
+    }
+    if (line.startsWith('+')) {
+      added++;
+    } else if (line.startsWith('-')) {
+      removed++;
+    }
+  }
+  return { added, removed };
+}
