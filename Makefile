@@ -33,6 +33,9 @@ JUPYTER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 
 .PHONY: deps venv build lint unit e2e test bench demo clean
 
+# The extension, packaging and hardening targets live in mk/.
+-include mk/*.mk
+
 # Debian packages the build needs; apt only runs when one is missing.
 APT_PACKAGES := python3-venv
 deps:
@@ -70,12 +73,12 @@ unit:
 e2e: build venv
 	$(VENV)/bin/pytest tests -v
 
-test: deps venv lint unit e2e
+test: deps venv lint unit e2e labext-unit ui-test
 
 bench: build venv
 	$(PY) bench/bench_proxy.py
 
-demo: build venv
+demo: build venv labextension
 	$(JUPYTER_ENV) $(BIN) install --wrap python3 --prefix $(VENV)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
@@ -89,6 +92,6 @@ demo: build venv
 	  $$( [ "$$(id -u)" = 0 ] && echo --ServerApp.allow_root=True ) \
 	  --ServerApp.root_dir=$(CURDIR)/examples $(CURDIR)/examples/demo.ipynb
 
-clean:
+clean: labext-clean
 	cargo clean
 	rm -rf $(VENV)
