@@ -37,7 +37,7 @@ JUPYTER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 -include mk/*.mk
 
 # Debian packages the build needs; apt only runs when one is missing.
-APT_PACKAGES := python3-venv
+APT_PACKAGES := python3-venv chromium
 deps:
 	@missing=""; \
 	for p in $(APT_PACKAGES); do \
@@ -70,7 +70,7 @@ lint:
 unit:
 	cargo test --release
 
-e2e: build venv
+e2e: build venv wheel
 	$(VENV)/bin/pytest tests -v
 
 test: deps venv lint unit e2e labext-unit ui-test

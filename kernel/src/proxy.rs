@@ -6,19 +6,19 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use jupyter_protocol::connection_info::{ConnectionInfo, Transport};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use zeromq::util::PeerIdentity;
 use zeromq::{
     DealerSocket, RouterSocket, Socket, SocketOptions, SocketRecv, SocketSend, SubSocket,
-    XPubSocket, ZmqMessage,
+    ZmqMessage,
 };
 
 use crate::child::{Exit, RealKernel};
 use crate::connection_file::{self, KernelTransport, RuntimeDir};
 use crate::project;
+use crate::publisher::{Publisher, PublisherError, Subscription, Subscriptions};
 use crate::recorder::{self, RecorderConfig, RecorderHandle};
 use crate::relay::{self, Shared};
 use crate::service::{Service, ServiceContext};
@@ -56,6 +56,8 @@ pub enum ProxyError {
         endpoint: String,
         source: zeromq::ZmqError,
     },
+    #[error(transparent)]
+    Publisher(#[from] PublisherError),
     #[error("cannot connect to the real kernel at {endpoint}: {source}")]
     Connect {
         endpoint: String,
@@ -181,7 +183,7 @@ pub async fn run(
     let mut client_shell = bind::<RouterSocket>(&client_eps.shell).await?;
     let mut client_control = bind::<RouterSocket>(&client_eps.control).await?;
     let client_stdin = bind::<RouterSocket>(&client_eps.stdin).await?;
-    let mut client_iopub = bind::<XPubSocket>(&client_eps.iopub).await?;
+    let (client_iopub, mut iopub_subscriptions) = Publisher::bind(&client_eps.iopub).await?;
     let client_hb = bind::<RouterSocket>(&client_eps.heartbeat).await?;
     let _ = (&mut client_shell, &mut client_control);
 
@@ -219,7 +221,7 @@ pub async fn run(
     tokio::spawn(relay::heartbeat_to_client(hb_from_kernel, hb_to_client));
 
     let ready = tokio::select! {
-        r = wait_ready(&signer, &mut shell, &mut iopub, &mut client_iopub) => r,
+        r = wait_ready(&signer, &mut shell, &mut iopub, &mut iopub_subscriptions) => r,
         exit = kernel.wait() => return Err(ProxyError::DiedAtStart(exit)),
         _ = tokio::time::sleep(START_TIMEOUT) => {
             kernel.signal(libc::SIGKILL);
@@ -301,7 +303,8 @@ pub async fn run(
     tokio::spawn(relay::iopub(
         shared.clone(),
         iopub,
-        client_iopub,
+        client_iopub.clone(),
+        iopub_subscriptions,
         own_rx,
         ready.session.clone(),
         ready.pending_subscriptions,
@@ -352,6 +355,11 @@ pub async fn run(
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Publishing only queues: give the last of it a moment to reach clients.
+    let drain_left = Duration::from_secs(1).saturating_sub(drain_start.elapsed());
+    client_iopub
+        .drained(drain_left.max(Duration::from_millis(100)))
+        .await;
     tap.send(TapEvent::Kernel(KernelEvent::Exited {
         code: exit.code,
         signal: exit.signal,
@@ -471,7 +479,8 @@ async fn connect<S: Socket>(mut socket: S, endpoint: &str) -> Result<S, ProxyErr
 /// Polls until something listens at `endpoint` (an IPC socket file exists, or
 /// a TCP port accepts).
 async fn wait_listening(endpoint: &str) {
-    let mut delay = Duration::from_millis(5);
+    // A short fixed period: this wait is on the kernel's start-up path.
+    let delay = Duration::from_millis(5);
     loop {
         let up = if let Some(path) = endpoint.strip_prefix("ipc://") {
             Path::new(path).exists()
@@ -484,7 +493,6 @@ async fn wait_listening(endpoint: &str) {
             return;
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -492,7 +500,7 @@ struct Ready {
     session: String,
     kernel_info: serde_json::Value,
     /// Client subscriptions seen while waiting; each gets its welcome.
-    pending_subscriptions: Vec<Bytes>,
+    pending_subscriptions: Vec<Subscription>,
 }
 
 /// Sends the proxy's own kernel_info_request until the real kernel answers
@@ -503,7 +511,7 @@ async fn wait_ready(
     signer: &Signer,
     shell: &mut DealerSocket,
     iopub: &mut SubSocket,
-    client_iopub: &mut XPubSocket,
+    client_subscriptions: &mut Subscriptions,
 ) -> Ready {
     let proxy_session = uuid::Uuid::new_v4().to_string();
     let mut reply: Option<(String, serde_json::Value)> = None;
@@ -543,12 +551,8 @@ async fn wait_ready(
                     iopub_live = true;
                 }
             }
-            subscription = client_iopub.recv() => {
-                if let Ok(m) = subscription {
-                    if let Some(topic) = relay::subscribed_topic(&m) {
-                        pending_subscriptions.push(topic);
-                    }
-                }
+            Some(subscription) = client_subscriptions.recv() => {
+                pending_subscriptions.push(subscription);
             }
         }
     }
