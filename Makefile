@@ -75,8 +75,10 @@ e2e: build venv wheel
 
 test: deps venv lint unit e2e labext-unit ui-test
 
-bench: build venv
+bench: build venv wheel
 	$(PY) bench/bench_proxy.py
+	$(PY) bench/bench_store.py
+	$(PY) bench/bench_wheel.py
 
 demo: build venv labextension
 	$(JUPYTER_ENV) $(BIN) install --wrap python3 --prefix $(VENV)
