@@ -73,7 +73,7 @@ unit:
 e2e: build venv wheel
 	$(VENV)/bin/pytest tests -v
 
-test: deps venv lint unit e2e labext-unit ui-test
+test: deps venv lint unit e2e labext-unit ui-test fuzz-short
 
 bench: build venv wheel
 	$(PY) bench/bench_proxy.py

@@ -72,6 +72,9 @@ pub struct RecorderConfig {
     pub max_output_bytes: usize,
     /// The interpreter of a Python kernel, for the package listing.
     pub python: Option<PathBuf>,
+    /// Redact credentials in code and text outputs before they are written
+    /// (`JUPYTER_LINEAGE_REDACT`, on by default; see `redact`).
+    pub redact: bool,
 }
 
 impl RecorderConfig {
@@ -100,6 +103,7 @@ impl RecorderConfig {
                 .map(|n| n as usize)
                 .unwrap_or(DEFAULT_MAX_OUTPUT),
             python: None,
+            redact: crate::redact::enabled_from_env(),
         }
     }
 }
@@ -623,7 +627,11 @@ impl Recorder {
     }
 
     /// Hands an op to the writer, unless the pending bound is reached.
-    fn send(&mut self, op: WriteOp) {
+    /// Secrets are redacted here, the one door to the database.
+    fn send(&mut self, mut op: WriteOp) {
+        if self.cfg.redact {
+            crate::redact::redact_write(&mut op);
+        }
         let bytes = op.approx_bytes() as u64;
         let pending = self.health.pending.load(Ordering::Relaxed);
         let pending_bytes = self.health.pending_bytes.load(Ordering::Relaxed);
