@@ -12,6 +12,7 @@ pub mod install;
 pub mod logging;
 pub mod project;
 pub mod proxy;
+pub mod publisher;
 pub mod recorder;
 pub mod redact;
 pub mod relay;

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use zeromq::{
     DealerRecvHalf, DealerSendHalf, RouterRecvHalf, RouterSendHalf, SocketRecv, SocketSend,
-    SubSocket, XPubSocket, ZmqMessage,
+    SubSocket, ZmqMessage,
 };
 
+use crate::publisher::{Publisher, Subscription, Subscriptions};
 use crate::service::Service;
 use crate::tap::{Channel, Tap};
 use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
@@ -232,18 +233,19 @@ fn is_welcome(layout: &Layout, frames: &[Bytes]) -> bool {
 }
 
 /// iopub: kernel → every subscribed client, plus the proxy's own messages
-/// (welcomes, comm replies, status). Also reads subscriptions: zeromq's XPUB
-/// registers a subscriber only while `recv` is polled.
+/// (welcomes, comm replies, status). Publishing only queues (see
+/// `publisher`), so a client that does not read cannot hold this loop up.
 pub async fn iopub(
     shared: Arc<Shared>,
     mut from_kernel: SubSocket,
-    mut to_clients: XPubSocket,
+    to_clients: Publisher,
+    mut subscriptions: Subscriptions,
     mut own: mpsc::UnboundedReceiver<OwnMessage>,
     session: String,
-    mut pending_subscriptions: Vec<Bytes>,
+    pending_subscriptions: Vec<Subscription>,
 ) {
-    for topic in pending_subscriptions.drain(..) {
-        welcome(&shared, &mut to_clients, &session, &topic).await;
+    for subscription in &pending_subscriptions {
+        welcome(&shared, &to_clients, &session, subscription);
     }
     loop {
         tokio::select! {
@@ -264,74 +266,35 @@ pub async fn iopub(
                     shared.tap.message(Channel::Iopub, layout.signed(&frames));
                 }
                 shared.touch();
-                if let Some(message) = message_of(frames) {
-                    if let Err(e) = to_clients.send(message).await {
-                        tracing::warn!("iopub: publishing failed: {e}");
-                    }
-                }
+                to_clients.send(frames);
             }
-            subscription = to_clients.recv() => {
-                match subscription {
-                    Ok(m) => {
-                        if let Some(topic) = subscribed_topic(&m) {
-                            welcome(&shared, &mut to_clients, &session, &topic).await;
-                        }
-                    }
-                    Err(e) => tracing::debug!("iopub: subscriber error: {e}"),
-                }
+            Some(subscription) = subscriptions.recv() => {
+                welcome(&shared, &to_clients, &session, &subscription);
             }
-            message = own.recv() => {
-                let Some(message) = message else { continue };
-                let frames = message.to_frames(&shared.signer, &[]);
-                if let Some(message) = message_of(frames) {
-                    if let Err(e) = to_clients.send(message).await {
-                        tracing::warn!("iopub: publishing failed: {e}");
-                    }
-                }
+            Some(message) = own.recv() => {
+                to_clients.send(message.to_frames(&shared.signer, &[]));
             }
         }
     }
 }
 
-/// The topic of an XPUB subscribe message (`\x01` + topic), if it is one.
-pub fn subscribed_topic(message: &ZmqMessage) -> Option<Bytes> {
-    let frame = message.get(0)?;
-    if message.len() == 1 && frame.first() == Some(&1) {
-        Some(frame.slice(1..))
-    } else {
-        None
-    }
-}
-
-/// Publishes a signed `iopub_welcome` (JEP 65). It reaches every subscriber
-/// of the topic; clients ignore welcomes they did not wait for.
-async fn welcome(shared: &Shared, to_clients: &mut XPubSocket, session: &str, topic: &Bytes) {
-    let subscription = String::from_utf8_lossy(topic).into_owned();
+/// Makes a client's subscription take effect with a signed `iopub_welcome`
+/// (JEP 65) as the first message it gets on it, sent to that subscriber only.
+fn welcome(shared: &Shared, to_clients: &Publisher, session: &str, subscription: &Subscription) {
+    let topic = String::from_utf8_lossy(&subscription.topic).into_owned();
     let msg = OwnMessage::new("iopub_welcome", session, serde_json::json!({}))
-        .with_content(serde_json::json!({ "subscription": subscription }));
+        .with_content(serde_json::json!({ "subscription": topic }));
     let mut frames = Vec::with_capacity(8);
-    frames.push(topic.clone());
+    frames.push(subscription.topic.clone());
     frames.extend(msg.to_frames(&shared.signer, &[]));
-    if let Some(message) = message_of(frames) {
-        if let Err(e) = to_clients.send(message).await {
-            tracing::warn!("iopub: welcome failed: {e}");
-        }
+    if !to_clients.accept(subscription, frames) {
+        tracing::debug!("iopub: subscription withdrawn before its welcome");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn subscription_frames() {
-        let sub = ZmqMessage::from(Bytes::from_static(b"\x01"));
-        assert_eq!(subscribed_topic(&sub), Some(Bytes::new()));
-        let sub = ZmqMessage::from(Bytes::from_static(b"\x01status"));
-        assert_eq!(subscribed_topic(&sub), Some(Bytes::from_static(b"status")));
-        let unsub = ZmqMessage::from(Bytes::from_static(b"\x00"));
-        assert_eq!(subscribed_topic(&unsub), None);
-    }
 
     #[test]
     fn welcome_detection_reads_the_header_only() {
