@@ -176,6 +176,9 @@ fn return_large_buffers_to_the_os() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+        // Each thread would otherwise get an arena of its own, each holding
+        // on to freed memory: the relay, recorder and writer share two.
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

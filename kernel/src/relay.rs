@@ -132,7 +132,9 @@ pub async fn client_to_kernel(
             continue;
         };
         if let Err(e) = to_kernel.send(message).await {
-            tracing::error!("{name}: cannot forward to the real kernel: {e}");
+            // The kernel is gone or restarting: the proxy exits with it, and
+            // the client sees what it would see with a dead plain kernel.
+            tracing::warn!("{name}: the real kernel is not reachable, request dropped: {e}");
         }
     }
 }
@@ -158,7 +160,7 @@ pub async fn stdin_to_kernel(
         shared.touch();
         if let Some(message) = message_of(frames) {
             if let Err(e) = to_kernel.send(message).await {
-                tracing::error!("stdin: cannot forward to the real kernel: {e}");
+                tracing::warn!("stdin: the real kernel is not reachable, reply dropped: {e}");
             }
         }
     }
