@@ -162,6 +162,27 @@ def coalesce_streams(outputs: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------
 
 
+def client_outputs(msgs: list[dict]) -> list[dict]:
+    """The nbformat outputs a notebook shows for these iopub messages
+    (`clear_output` applied, consecutive streams coalesced)."""
+    outs: list[dict] = []
+    for m in msgs:
+        kind, c = m["msg_type"], m["content"]
+        if kind == "stream":
+            outs.append({"output_type": "stream", "name": c["name"], "text": c["text"]})
+        elif kind in ("display_data", "execute_result"):
+            out = {"output_type": kind, "data": c["data"], "metadata": c.get("metadata", {})}
+            if kind == "execute_result":
+                out["execution_count"] = c["execution_count"]
+            outs.append(out)
+        elif kind == "error":
+            outs.append({"output_type": "error", "ename": c["ename"], "evalue": c["evalue"],
+                         "traceback": c["traceback"]})
+        elif kind == "clear_output":
+            outs.clear()
+    return coalesce_streams(outs)
+
+
 def start_logged(kernel_name: str, cwd: Path, log: Path, env: dict | None = None) -> KernelHandle:
     """Like kernels.start_kernel, with the launched process's stderr (the
     proxy's log) written to `log`. jupyter_client hands `stderr` to Popen,

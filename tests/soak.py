@@ -48,7 +48,7 @@ from jupyter_client.blocking.client import BlockingKernelClient  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 
 from kernels import DIRECT, LINEAGE, VENV_BIN, is_gone, lineage_binary, process_tree, tool_env  # noqa: E402
-from recording_db import DB_FILE, coalesce_streams, lineage_health, query, stored_outputs  # noqa: E402
+from recording_db import DB_FILE, client_outputs, lineage_health, query, stored_outputs  # noqa: E402
 
 MB = 1_000_000
 RSS_TOLERANCE = 0.10
@@ -120,26 +120,6 @@ def cell(kind: str, rng: random.Random, tag: str, size: int | None = None) -> st
         return head + (f"import base64, random\n"
                        f"print(base64.b64encode(random.Random({seed}).randbytes({raw})).decode())")
     raise ValueError(kind)
-
-
-def client_outputs(msgs: list[dict]) -> list[dict]:
-    """nbformat outputs as the notebook shows them."""
-    outs: list[dict] = []
-    for m in msgs:
-        kind, c = m["msg_type"], m["content"]
-        if kind == "stream":
-            outs.append({"output_type": "stream", "name": c["name"], "text": c["text"]})
-        elif kind in ("display_data", "execute_result"):
-            out = {"output_type": kind, "data": c["data"], "metadata": c.get("metadata", {})}
-            if kind == "execute_result":
-                out["execution_count"] = c["execution_count"]
-            outs.append(out)
-        elif kind == "error":
-            outs.append({"output_type": "error", "ename": c["ename"], "evalue": c["evalue"],
-                         "traceback": c["traceback"]})
-        elif kind == "clear_output":
-            outs.clear()
-    return coalesce_streams(outs)
 
 
 def digest(outputs: list[dict], round_floats: bool = False) -> str:

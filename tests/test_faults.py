@@ -34,7 +34,7 @@ import zmq
 from kernels import DIRECT, LINEAGE, TIMEOUT, run_cell, shell_reply, start_kernel, stdout_of
 from recording_db import (
     DB_FILE,
-    coalesce_streams,
+    client_outputs,
     lineage_health,
     query,
     start_logged,
@@ -45,24 +45,6 @@ from recording_db import (
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-
-def client_outputs(msgs: list[dict]) -> list[dict]:
-    """The nbformat outputs a notebook shows for these iopub messages."""
-    outs: list[dict] = []
-    for m in msgs:
-        kind, c = m["msg_type"], m["content"]
-        if kind == "stream":
-            outs.append({"output_type": "stream", "name": c["name"], "text": c["text"]})
-        elif kind in ("display_data", "execute_result"):
-            out = {"output_type": kind, "data": c["data"], "metadata": c.get("metadata", {})}
-            if kind == "execute_result":
-                out["execution_count"] = c["execution_count"]
-            outs.append(out)
-        elif kind == "error":
-            outs.append({"output_type": "error", "ename": c["ename"], "evalue": c["evalue"],
-                         "traceback": c["traceback"]})
-    return coalesce_streams(outs)
 
 
 class Notebook:
