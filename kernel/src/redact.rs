@@ -128,7 +128,10 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         rule(
             "url_password",
-            r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\x22'<>]+:([^\s/?#@\x22'<>]+)@",
+            // No brackets in user or password: a `[REDACTED:…]` marker from
+            // another rule must not look like credentials (idempotence, found
+            // by the `redact` fuzz target).
+            r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\x22'<>\[\]]+:([^\s/?#@\x22'<>\[\]]+)@",
             &[1],
         ),
         // `password = "…"`, `"api_key": '…'`, `TOKEN="…"`: a name ending in
@@ -494,6 +497,18 @@ mod tests {
             r("\x1b[0;32m----> 1\x1b[0m token \x1b[38;5;241m=\x1b[39m \x1b[38;5;124m\"abcdefgh12345678\"\x1b[39m"),
             "\x1b[0;32m----> 1\x1b[0m token \x1b[38;5;241m=\x1b[39m \x1b[38;5;124m\"[REDACTED:secret]\"\x1b[39m"
         );
+    }
+
+    #[test]
+    fn redacting_twice_changes_nothing_after_fuzz_crash() {
+        // Regression: the fuzzer's crash input, reduced.
+        for text in [
+            "engine = create_engine('postgresql://ghp_aBcDe012Fg3hIjKlMnOpQrStUvWxYz0123456:pa55w0rd@db')",
+            "x = 'esql://[REDACTED:github_token]:[REDACTED:url_password]@dbhost'",
+        ] {
+            let once = r(text);
+            assert_eq!(r(&once), once, "{text}");
+        }
     }
 
     #[test]
