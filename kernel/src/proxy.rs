@@ -180,12 +180,11 @@ pub async fn run(
     let mut sighup = signal(SignalKind::hangup()).map_err(ProxyError::Signals)?;
 
     let client_eps = connection_file::endpoints(&wildcard_as_any(client.clone()));
-    let mut client_shell = bind::<RouterSocket>(&client_eps.shell).await?;
-    let mut client_control = bind::<RouterSocket>(&client_eps.control).await?;
+    let client_shell = bind::<RouterSocket>(&client_eps.shell).await?;
+    let client_control = bind::<RouterSocket>(&client_eps.control).await?;
     let client_stdin = bind::<RouterSocket>(&client_eps.stdin).await?;
     let (client_iopub, mut iopub_subscriptions) = Publisher::bind(&client_eps.iopub).await?;
     let client_hb = bind::<RouterSocket>(&client_eps.heartbeat).await?;
-    let _ = (&mut client_shell, &mut client_control);
 
     let kernel = RealKernel::launch(&argv, None).await?;
     tracing::info!(

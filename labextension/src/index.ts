@@ -438,19 +438,28 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    // The run a command acts on, read in full: only an id may be known, and
+    // compare and restore both need its cell.
+    const fullTargetRun = async (
+      args: { executionId?: unknown }
+    ): Promise<{ model: NonNullable<ReturnType<typeof currentModel>>; item: IHistoryItem } | null> => {
+      const model = currentModel();
+      const item = targetRun(args);
+      if (!model || !item) {
+        return null;
+      }
+      const full: IHistoryItem =
+        item.cell_id !== undefined ? item : await model.execution(item.id);
+      return { model, item: full };
+    };
     commands.addCommand(CommandIDs.compareWithPrevious, {
       label: 'Compare With Previous Run of This Cell',
       isEnabled: () => hasModel(),
       execute: async args => {
-        const model = currentModel();
-        const item = targetRun(args);
-        if (!model || !item) {
-          return;
+        const target = await fullTargetRun(args);
+        if (target) {
+          await compareWithPrevious(target.model, target.item);
         }
-        // Only an id may be known: read the full item for its cell.
-        const full: IHistoryItem =
-          item.cell_id !== undefined ? item : await model.execution(item.id);
-        await compareWithPrevious(model, full);
       }
     });
     commands.addCommand(CommandIDs.compareRuns, {
@@ -472,14 +481,10 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       caption: 'Put a past run’s code back into its cell (undoable)',
       isEnabled: () => hasModel(),
       execute: async args => {
-        const model = currentModel();
-        const item = targetRun(args);
-        if (!model || !item) {
-          return;
+        const target = await fullTargetRun(args);
+        if (target) {
+          await restore(target.model, target.item);
         }
-        const full: IHistoryItem =
-          item.cell_id !== undefined ? item : await model.execution(item.id);
-        await restore(model, full);
       }
     });
     commands.addCommand(CommandIDs.toggleErrorsOnly, {
