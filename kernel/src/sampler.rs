@@ -4,8 +4,9 @@
 //! Cost matters (the budget is 1% of a core at 100 ms). sysinfo refreshing
 //! every process costs 13–23 ms here, so on Linux the tree is read straight
 //! from /proc: `/proc/<pid>/task/<tid>/children` for the tree (threads are
-//! tasks, never listed as processes), `stat` for CPU, `statm` for RSS — a
-//! few µs per process. sysinfo serves total memory and is the fallback
+//! tasks, never listed as processes), `stat` for CPU and RSS. The files are
+//! kept open and re-read with `pread` (see [`ProcFiles`]): a few µs per
+//! process. sysinfo serves total memory and is the fallback
 //! where /proc is unreadable (it then refreshes only the kernel's pid).
 //!
 //! [`Monitor`] runs the periodic sampling on its own thread while at least
@@ -45,6 +46,110 @@ pub struct Sampler {
     /// Fallback where /proc is unavailable.
     sys: Option<sysinfo::System>,
     pids: Vec<u32>,
+    files: ProcFiles,
+}
+
+/// The tree's /proc files, kept open and re-read with `pread`.
+///
+/// Opening a /proc path walks it (lookups, permission checks, an allocation)
+/// every time; this is most of what a reading costs, and readings are taken
+/// at the start and end of every cell. An open file also stays bound to the
+/// process it was opened for: once that process is gone, reading it fails
+/// instead of reading whoever reuses the pid.
+#[derive(Default)]
+struct ProcFiles {
+    /// pid → its `stat`.
+    stat: HashMap<u32, std::fs::File>,
+    /// pid → (thread count when listed, each thread's `children`).
+    children: HashMap<u32, (u64, Vec<std::fs::File>)>,
+    buf: Vec<u8>,
+}
+
+impl ProcFiles {
+    /// Reads `file` from its start into `buf`; false if it cannot be read.
+    fn pread(file: &std::fs::File, buf: &mut Vec<u8>) -> bool {
+        use std::os::unix::fs::FileExt;
+        buf.clear();
+        let mut chunk = [0u8; 1024];
+        loop {
+            match file.read_at(&mut chunk, buf.len() as u64) {
+                Ok(0) => return true,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// `/proc/<pid>/stat`, from the open file or a fresh one.
+    fn stat(&mut self, pid: u32) -> Option<&[u8]> {
+        if let Some(f) = self.stat.get(&pid) {
+            if Self::pread(f, &mut self.buf) && !self.buf.is_empty() {
+                return Some(&self.buf);
+            }
+            self.stat.remove(&pid);
+        }
+        let f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+        if !Self::pread(&f, &mut self.buf) || self.buf.is_empty() {
+            return None;
+        }
+        self.stat.insert(pid, f);
+        Some(&self.buf)
+    }
+
+    /// Children of every thread of `pid` (a child belongs to the thread that
+    /// forked it). The thread list is read again when the thread count in
+    /// `stat` changed or a thread's file stopped answering.
+    fn children(&mut self, pid: u32, threads: u64, out: &mut Vec<u32>) {
+        let cached = self.children.get(&pid).is_some_and(|(n, _)| *n == threads);
+        if cached && self.read_children(pid, out) {
+            return;
+        }
+        let mut files = Vec::new();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                let mut path = task.path();
+                path.push("children");
+                if let Ok(f) = std::fs::File::open(&path) {
+                    files.push(f);
+                }
+            }
+        }
+        self.children.insert(pid, (threads, files));
+        self.read_children(pid, out);
+    }
+
+    /// Appends what the cached children files of `pid` list; false if one
+    /// of them failed (its thread ended), leaving `out` as it was.
+    fn read_children(&mut self, pid: u32, out: &mut Vec<u32>) -> bool {
+        let Some((_, files)) = self.children.get(&pid) else {
+            return false;
+        };
+        let before = out.len();
+        for f in files {
+            if !Self::pread(f, &mut self.buf) {
+                out.truncate(before);
+                return false;
+            }
+            out.extend(
+                self.buf
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter_map(|p| std::str::from_utf8(p).ok()?.parse::<u32>().ok()),
+            );
+        }
+        true
+    }
+
+    /// Forgets the files of processes that left the tree.
+    fn retain(&mut self, tree: &[u32]) {
+        self.stat.retain(|pid, _| tree.contains(pid));
+        self.children.retain(|pid, _| tree.contains(pid));
+    }
+
+    fn clear(&mut self) {
+        self.stat.clear();
+        self.children.clear();
+    }
 }
 
 impl std::fmt::Debug for Sampler {
@@ -69,6 +174,7 @@ impl Sampler {
             gpu_tried: false,
             sys: None,
             pids: Vec::new(),
+            files: ProcFiles::default(),
         }
     }
 
@@ -80,6 +186,7 @@ impl Sampler {
     pub fn set_root_pid(&mut self, pid: u32) {
         self.root = pid;
         self.pids.clear();
+        self.files.clear();
     }
 
     /// The pids of the tree as of the last reading (root first).
@@ -118,22 +225,33 @@ impl Sampler {
     }
 
     fn read_proc(&mut self) -> Option<TreeReading> {
-        let (root_rss, root_cpu) = proc_stat(self.root, self.ticks_per_s, self.page_size)?;
-        // Walk the tree breadth first through each task's children file.
+        // Walk the tree breadth first through each thread's children file.
         self.pids.clear();
         self.pids.push(self.root);
-        let mut rss = root_rss;
-        let mut cpu = root_cpu;
+        let mut rss = 0;
+        let mut cpu = 0.0;
+        let mut found = Vec::new();
         let mut i = 0;
         while i < self.pids.len() {
             let pid = self.pids[i];
-            if i > 0 {
-                if let Some((r, c)) = proc_stat(pid, self.ticks_per_s, self.page_size) {
-                    rss += r;
-                    cpu += c;
+            let stat = self
+                .files
+                .stat(pid)
+                .and_then(|s| parse_stat(s, self.ticks_per_s, self.page_size));
+            let Some(stat) = stat else {
+                if i == 0 {
+                    // The kernel itself is gone.
+                    self.files.clear();
+                    return None;
                 }
-            }
-            for child in proc_children(pid) {
+                i += 1;
+                continue;
+            };
+            rss += stat.rss;
+            cpu += stat.cpu_ms;
+            found.clear();
+            self.files.children(pid, stat.threads, &mut found);
+            for &child in &found {
                 // A pid cycle cannot happen in a real tree, but a reused pid
                 // read at the wrong instant must not loop forever.
                 if !self.pids.contains(&child) && self.pids.len() < 4096 {
@@ -142,6 +260,7 @@ impl Sampler {
             }
             i += 1;
         }
+        self.files.retain(&self.pids);
         Some(TreeReading {
             rss: Some(rss),
             cpu_ms: Some(cpu),
@@ -178,37 +297,37 @@ impl Sampler {
     }
 }
 
-/// (rss bytes, cpu ms including reaped children) of one process.
-fn proc_stat(pid: u32, ticks_per_s: f64, page_size: u64) -> Option<(u64, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // rest[0] is field 3 (state); utime is field 14 → index 11; then stime,
-    // cutime, cstime; rss (pages) is field 24 → index 21.
-    let num = |i: usize| fields.get(i).and_then(|s| s.parse::<i64>().ok());
-    let ticks = num(11)? + num(12)? + num(13)?.max(0) + num(14)?.max(0);
-    let rss_pages = num(21)?.max(0) as u64;
-    Some((rss_pages * page_size, ticks as f64 * 1000.0 / ticks_per_s))
+/// What one process's `stat` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stat {
+    rss: u64,
+    /// CPU time, ms, including reaped children.
+    cpu_ms: f64,
+    threads: u64,
 }
 
-/// Children of every thread of `pid` (a child belongs to the thread that forked it).
-fn proc_children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let mut path = task.path();
-        path.push("children");
-        if let Ok(s) = std::fs::read_to_string(&path) {
-            out.extend(
-                s.split_ascii_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    out
+/// Parses `/proc/<pid>/stat`.
+fn parse_stat(stat: &[u8], ticks_per_s: f64, page_size: u64) -> Option<Stat> {
+    // The command name may hold spaces and parentheses: fields start after
+    // the last ')'.
+    let rest = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    let rest = std::str::from_utf8(rest).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    // rest[0] is field 3 (state); utime is field 14 → index 11; then stime,
+    // cutime, cstime; num_threads is field 20 → index 17; rss (pages) is
+    // field 24 → index 21.
+    let mut num = |skip: usize| fields.nth(skip).and_then(|s| s.parse::<i64>().ok());
+    let utime = num(11)?;
+    let stime = num(0)?;
+    let cutime = num(0)?.max(0);
+    let cstime = num(0)?.max(0);
+    let threads = num(2)?.max(0) as u64;
+    let rss_pages = num(3)?.max(0) as u64;
+    Some(Stat {
+        rss: rss_pages * page_size,
+        cpu_ms: (utime + stime + cutime + cstime) as f64 * 1000.0 / ticks_per_s,
+        threads,
+    })
 }
 
 /// Total physical memory, bytes (for `doctor` and percentages).
@@ -571,6 +690,44 @@ mod tests {
         assert!(r.cpu_ms.unwrap() >= 0.0);
         assert!(r.processes >= 1);
         assert!(total_memory().unwrap() > 1 << 20);
+    }
+
+    #[test]
+    fn stat_fields_after_a_command_name_with_parentheses() {
+        let line = b"4242 (we ird) (name) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+            250 50 7 3 20 0 9 0 12345 1000000 300 18446744073709551615 0 0 0 0";
+        let st = parse_stat(line, 100.0, 4096).unwrap();
+        assert_eq!(st.cpu_ms, (250 + 50 + 7 + 3) as f64 * 10.0);
+        assert_eq!(st.threads, 9);
+        assert_eq!(st.rss, 300 * 4096);
+        assert_eq!(parse_stat(b"4242 (cut", 100.0, 4096), None);
+        assert_eq!(parse_stat(b"4242 (x) S 1 2", 100.0, 4096), None);
+    }
+
+    /// The open files are re-read, not reused stale: a child started after
+    /// the first reading appears, and is gone once it has been reaped.
+    #[test]
+    fn cached_files_follow_the_tree() {
+        let mut s = Sampler::new(std::process::id());
+        let before = s.read(false);
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let during = s.read(false);
+        assert!(s.tree_pids().contains(&pid), "{:?}", s.tree_pids());
+        assert!(during.processes > before.processes.saturating_sub(1));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        s.read(false);
+        assert!(!s.tree_pids().contains(&pid));
+        assert!(!s.files.stat.contains_key(&pid));
+        // CPU time only grows, across cached reads.
+        let a = s.read(false).cpu_ms.unwrap();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(t.elapsed());
+        }
+        let b = s.read(false).cpu_ms.unwrap();
+        assert!(b >= a, "{a} → {b}");
     }
 
     #[test]

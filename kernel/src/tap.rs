@@ -4,9 +4,17 @@
 //! reference-counted `Bytes` (no copy, no JSON parsing on the relay); the
 //! recorder thread parses what it needs. The queue is bounded: when it is
 //! full the message is counted as dropped, never silently lost.
+//!
+//! Queueing an event does not wake the recorder; only the events it must act
+//! on at once ring a bell: a request (the start sample of a cell is taken
+//! when it arrives), the kernel going idle (the end sample), a kernel event.
+//! The rest (busy, execute_input, outputs, replies) wait for the next ring or
+//! the recorder's tick, carrying the time the relay saw them. A wake-up is a
+//! system call on the relay's thread and a context switch for the recorder;
+//! a `pass` cell relays five messages and now rings twice.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +76,8 @@ pub enum TapEvent {
 #[derive(Clone)]
 pub struct Tap {
     tx: Option<Sender<TapEvent>>,
+    /// Wakes the recorder; one pending ring is enough.
+    bell: Option<SyncSender<()>>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     dropped: Arc<AtomicU64>,
@@ -76,6 +86,7 @@ pub struct Tap {
 /// The recorder's end of the queue.
 pub struct TapReceiver {
     rx: Receiver<TapEvent>,
+    bell: Receiver<()>,
     queued: Arc<AtomicUsize>,
 }
 
@@ -91,8 +102,20 @@ impl TapReceiver {
         self.took(self.rx.try_recv())
     }
 
+    /// The next event; when none is queued, waits until one rings the bell
+    /// or `timeout` passes, and then takes whatever has been queued.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<TapEvent, RecvTimeoutError> {
-        self.took(self.rx.recv_timeout(timeout))
+        match self.try_recv() {
+            Ok(ev) => return Ok(ev),
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        // A ring left from an event already taken only makes this return early.
+        let _ = self.bell.recv_timeout(timeout);
+        self.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => RecvTimeoutError::Timeout,
+            TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+        })
     }
 
     /// Events waiting in the queue.
@@ -109,16 +132,18 @@ impl Tap {
     /// A queue of at most `capacity` events and the receiving end for the recorder.
     pub fn bounded(capacity: usize) -> (Tap, TapReceiver, Arc<AtomicU64>) {
         let (tx, rx) = std::sync::mpsc::channel();
+        let (bell_tx, bell) = std::sync::mpsc::sync_channel(1);
         let dropped = Arc::new(AtomicU64::new(0));
         let queued = Arc::new(AtomicUsize::new(0));
         (
             Tap {
                 tx: Some(tx),
+                bell: Some(bell_tx),
                 queued: queued.clone(),
                 capacity,
                 dropped: dropped.clone(),
             },
-            TapReceiver { rx, queued },
+            TapReceiver { rx, bell, queued },
             dropped,
         )
     }
@@ -127,6 +152,7 @@ impl Tap {
     pub fn disabled() -> Tap {
         Tap {
             tx: None,
+            bell: None,
             queued: Arc::new(AtomicUsize::new(0)),
             capacity: 0,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -137,8 +163,13 @@ impl Tap {
         self.tx.is_some()
     }
 
-    /// Hands an event to the recorder without ever blocking.
+    /// Hands an event to the recorder without ever blocking, and wakes it.
     pub fn send(&self, event: TapEvent) {
+        self.queue(event, true);
+    }
+
+    /// Queues an event; `wake` rings the recorder's bell after it.
+    fn queue(&self, event: TapEvent, wake: bool) {
         let Some(tx) = &self.tx else { return };
         if self.queued.load(Ordering::Relaxed) >= self.capacity {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -151,6 +182,13 @@ impl Tap {
         if tx.send(event).is_err() {
             // The recorder has stopped (it logged why); recording is off.
             self.queued.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if wake {
+            if let Some(bell) = &self.bell {
+                // Full: a ring is already pending, which is as good.
+                let _ = bell.try_send(());
+            }
         }
     }
 
@@ -159,20 +197,36 @@ impl Tap {
         if self.tx.is_none() || frames.len() < 4 {
             return;
         }
-        self.send(TapEvent::Message(TappedMessage {
+        let wake = match channel {
+            Channel::ShellRequest | Channel::ControlRequest => true,
+            Channel::ShellReply => false,
+            Channel::Iopub => is_idle_status(&frames[0], &frames[3]),
+        };
+        let event = TapEvent::Message(TappedMessage {
             channel,
             at: SystemTime::now(),
             header: frames[0].clone(),
             parent_header: frames[1].clone(),
             metadata: frames[2].clone(),
             content: frames[3].clone(),
-        }));
+        });
+        self.queue(event, wake);
     }
 
     /// How many events were dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// Whether an iopub message is `status: idle`, by a byte search of its
+/// header and content (no parse on the relay). A false positive costs one
+/// early wake-up, nothing more.
+fn is_idle_status(header: &[u8], content: &[u8]) -> bool {
+    fn has(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+    content.len() < 256 && has(content, b"\"idle\"") && has(header, b"\"status\"")
 }
 
 #[cfg(test)]
@@ -202,6 +256,86 @@ mod tests {
         rx.try_recv().unwrap();
         assert!(rx.try_recv().is_err());
         assert!(rx.is_empty());
+    }
+
+    fn frames(msg_type: &str, content: &str) -> Vec<Bytes> {
+        let header = format!(r#"{{"msg_id": "1", "msg_type": "{msg_type}", "session": "s"}}"#);
+        vec![
+            Bytes::from(header),
+            Bytes::from_static(b"{}"),
+            Bytes::from_static(b"{}"),
+            Bytes::from(content.to_owned()),
+        ]
+    }
+
+    /// Only the events the recorder must act on at once wake it; the others
+    /// are taken at its next wake-up or tick, in order.
+    #[test]
+    fn only_requests_idle_and_kernel_events_ring() {
+        let (tap, rx, _) = Tap::bounded(100);
+        let short = Duration::from_millis(20);
+        tap.message(
+            Channel::Iopub,
+            &frames("status", r#"{"execution_state": "busy"}"#),
+        );
+        tap.message(
+            Channel::Iopub,
+            &frames("stream", r#"{"name": "stdout", "text": "idle"}"#),
+        );
+        tap.message(
+            Channel::ShellReply,
+            &frames("execute_reply", r#"{"status": "ok"}"#),
+        );
+        assert!(rx.bell.try_recv().is_err(), "nothing rang");
+        assert_eq!(rx.len(), 3);
+        tap.message(
+            Channel::Iopub,
+            &frames("status", r#"{"execution_state": "idle"}"#),
+        );
+        assert!(rx.bell.try_recv().is_ok(), "idle rang");
+        tap.message(
+            Channel::ShellRequest,
+            &frames("execute_request", r#"{"code": ""}"#),
+        );
+        assert!(rx.bell.try_recv().is_ok(), "a request rang");
+        tap.send(event());
+        assert!(rx.bell.try_recv().is_ok(), "a kernel event rang");
+        let mut statuses = Vec::new();
+        let mut kernel_events = 0;
+        while let Ok(ev) = rx.recv_timeout(short) {
+            match ev {
+                TapEvent::Message(m) => {
+                    statuses.push(String::from_utf8_lossy(&m.header).contains("status"))
+                }
+                TapEvent::Kernel(_) => kernel_events += 1,
+            }
+        }
+        assert_eq!(statuses, [true, false, false, true, false]);
+        assert_eq!(kernel_events, 1);
+    }
+
+    /// With nothing ringing, a queued event is still taken after the tick.
+    #[test]
+    fn quiet_events_wait_for_the_tick_not_forever() {
+        let (tap, rx, _) = Tap::bounded(100);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tap.message(Channel::Iopub, &frames("stream", r#"{"text": "x"}"#));
+            tap
+        });
+        let t0 = std::time::Instant::now();
+        let ev = rx.recv_timeout(Duration::from_millis(300));
+        assert!(ev.is_ok());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t0.elapsed()
+        );
+        drop(t.join().unwrap());
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_millis(300)),
+            Err(RecvTimeoutError::Disconnected)
+        ));
     }
 
     #[test]
