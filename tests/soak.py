@@ -500,9 +500,27 @@ def run(seconds: float, seed: int, workdir: Path) -> dict:
             else:
                 worker = rng.choice(workers)
                 worker.inject.put(("exit", None))
+                seen = len(state.results)
                 deadline = time.monotonic() + 30
                 while km.is_alive() and time.monotonic() < deadline:
                     time.sleep(0.05)
+                    # ipykernel aborts requests that arrive while it drops
+                    # the queue behind a failed cell (stop_on_error): the
+                    # exit cell can come back "aborted" without running.
+                    # The proxy recorded it so; send it again.
+                    if any(r.kind == "exit" and r.status == "aborted" for r in state.results[seen:]):
+                        seen = len(state.results)
+                        log("os._exit cell aborted by the kernel (stop_on_error); sending it again")
+                        rng.choice(workers).inject.put(("exit", None))
+                for w in workers:
+                    # An exit cell not yet taken must not kill the next kernel.
+                    keep = []
+                    while not w.inject.empty():
+                        item = w.inject.get_nowait()
+                        if item[0] != "exit":
+                            keep.append(item)
+                    for item in keep:
+                        w.inject.put(item)
                 if km.is_alive():
                     failures.append("a cell ran os._exit(7) but the proxy did not exit within 30 s")
                 code = km.provisioner.process.poll() if km.provisioner else None  # type: ignore[union-attr]
