@@ -383,7 +383,8 @@ def quiesce(state: State, workers: list[Worker], timeout: float = 120) -> dict:
         if time.monotonic() > deadline:
             raise RuntimeError(f"records still pending: {health}")
         time.sleep(0.2)
-    time.sleep(1.0)  # let the allocator settle
+    # The proxy gives freed memory back within a second of going quiet.
+    time.sleep(1.5)
     return monitor_health(state.km)
 
 

@@ -143,7 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn kernel(args: KernelArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init("info");
-    return_large_buffers_to_the_os();
+    crate::memory::tune();
     let argv = args.argv.clone();
     let config = ProxyConfig {
         connection_file: args.connection_file,
@@ -164,22 +164,6 @@ fn kernel(args: KernelArgs) -> anyhow::Result<ExitCode> {
     // with their sockets.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::from(exit.as_exit_code()))
-}
-
-/// glibc raises its mmap threshold each time a large block is freed, after
-/// which a 10 MB output is carved from the heap and its pages stay with the
-/// proxy for good. A fixed threshold keeps large messages in mmap'd blocks
-/// that go back to the system as soon as they are relayed.
-fn return_large_buffers_to_the_os() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
-        // Each thread would otherwise get an arena of its own, each holding
-        // on to freed memory: the relay, recorder and writer share two.
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }
 
 fn install_cmd(args: InstallArgs) -> anyhow::Result<ExitCode> {

@@ -10,6 +10,7 @@ pub mod connection_file;
 pub mod history;
 pub mod install;
 pub mod logging;
+pub mod memory;
 pub mod project;
 pub mod proxy;
 pub mod publisher;

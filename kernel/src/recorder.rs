@@ -524,6 +524,9 @@ struct Recorder {
     gathered_tx: Sender<Gathered>,
     gathered_rx: Receiver<Gathered>,
     notebook_path: Option<String>,
+    /// Events were handled since the allocator last gave memory back.
+    untrimmed: bool,
+    last_trim: Instant,
 }
 
 impl Recorder {
@@ -555,6 +558,8 @@ impl Recorder {
             gathered_tx,
             gathered_rx,
             notebook_path,
+            untrimmed: false,
+            last_trim: Instant::now(),
         }
     }
 
@@ -576,6 +581,7 @@ impl Recorder {
             };
             match rx.recv_timeout(wait) {
                 Ok(ev) => {
+                    self.untrimmed = true;
                     self.handle(ev);
                     // Drain a burst before the housekeeping below.
                     for _ in 0..1024 {
@@ -585,7 +591,19 @@ impl Recorder {
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    // A quiet tick with nothing left to write: the burst is
+                    // over, give its memory back (at most once a second, for
+                    // a long cell that prints now and then).
+                    if self.untrimmed
+                        && self.health.pending.load(Ordering::Relaxed) == 0
+                        && self.last_trim.elapsed() >= Duration::from_secs(1)
+                    {
+                        crate::memory::trim();
+                        self.untrimmed = false;
+                        self.last_trim = Instant::now();
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             while let Ok(g) = self.gathered_rx.try_recv() {
