@@ -20,5 +20,6 @@ pub mod relay;
 pub mod sampler;
 pub mod service;
 pub mod store;
+pub mod subscriber;
 pub mod tap;
 pub mod wire;

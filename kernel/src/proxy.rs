@@ -11,8 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use zeromq::util::PeerIdentity;
 use zeromq::{
-    DealerSocket, RouterSocket, Socket, SocketOptions, SocketRecv, SocketSend, SubSocket,
-    ZmqMessage,
+    DealerSocket, RouterSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage,
 };
 
 use crate::child::{Exit, RealKernel};
@@ -22,6 +21,7 @@ use crate::publisher::{Publisher, PublisherError, Subscription, Subscriptions};
 use crate::recorder::{self, RecorderConfig, RecorderHandle};
 use crate::relay::{self, Shared};
 use crate::service::{Service, ServiceContext};
+use crate::subscriber::KernelSub;
 use crate::tap::{Channel, KernelEvent, Tap, TapEvent};
 use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
 
@@ -62,6 +62,11 @@ pub enum ProxyError {
     Connect {
         endpoint: String,
         source: zeromq::ZmqError,
+    },
+    #[error("cannot subscribe to the real kernel's iopub at {endpoint}: {source}")]
+    Subscribe {
+        endpoint: String,
+        source: std::io::Error,
     },
     #[error("the real kernel exited ({0}) before it was ready")]
     DiedAtStart(Exit),
@@ -415,7 +420,7 @@ struct KernelSockets {
     shell: DealerSocket,
     control: DealerSocket,
     stdin: DealerSocket,
-    iopub: SubSocket,
+    iopub: KernelSub,
     heartbeat: DealerSocket,
 }
 
@@ -447,11 +452,9 @@ async fn connect_to_kernel(info: &ConnectionInfo) -> Result<KernelSockets, Proxy
     let stdin = connect(DealerSocket::with_options(with_identity()), &eps.stdin).await?;
     let control = connect(DealerSocket::new(), &eps.control).await?;
     let heartbeat = connect(DealerSocket::new(), &eps.heartbeat).await?;
-    let mut iopub = connect(SubSocket::new(), &eps.iopub).await?;
-    iopub
-        .subscribe("")
+    let iopub = KernelSub::connect(&eps.iopub)
         .await
-        .map_err(|source| ProxyError::Connect {
+        .map_err(|source| ProxyError::Subscribe {
             endpoint: eps.iopub.clone(),
             source,
         })?;
@@ -509,12 +512,13 @@ struct Ready {
 async fn wait_ready(
     signer: &Signer,
     shell: &mut DealerSocket,
-    iopub: &mut SubSocket,
+    iopub: &mut KernelSub,
     client_subscriptions: &mut Subscriptions,
 ) -> Ready {
     let proxy_session = uuid::Uuid::new_v4().to_string();
     let mut reply: Option<(String, serde_json::Value)> = None;
     let mut iopub_live = false;
+    let mut iopub_closed = false;
     let mut pending_subscriptions = Vec::new();
     let mut resend = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -545,9 +549,14 @@ async fn wait_ready(
                     reply = Some((header.session.to_string(), content));
                 }
             }
-            message = iopub.recv() => {
-                if message.is_ok() {
-                    iopub_live = true;
+            message = iopub.recv(), if !iopub_closed => {
+                match message {
+                    Ok(_) => iopub_live = true,
+                    Err(e) => {
+                        // The kernel is going away; its exit ends the wait.
+                        tracing::warn!("iopub of the real kernel: {e}");
+                        iopub_closed = true;
+                    }
                 }
             }
             Some(subscription) = client_subscriptions.recv() => {

@@ -51,9 +51,9 @@ const BATCH: usize = 256;
 /// Frames queued for the writer besides messages (PONGs).
 const CONTROL_QUEUE: usize = 4;
 
-const FLAG_MORE: u8 = 0x01;
-const FLAG_LONG: u8 = 0x02;
-const FLAG_COMMAND: u8 = 0x04;
+pub(crate) const FLAG_MORE: u8 = 0x01;
+pub(crate) const FLAG_LONG: u8 = 0x02;
+pub(crate) const FLAG_COMMAND: u8 = 0x04;
 
 /// Identifies one subscriber connection for the life of the publisher.
 pub type SubscriberId = u64;
@@ -92,9 +92,9 @@ pub enum PublisherError {
     Bind { endpoint: String, source: io::Error },
 }
 
-/// Why a subscriber's connection was closed.
+/// Why a ZMTP connection was closed.
 #[derive(Debug, thiserror::Error)]
-enum PeerError {
+pub(crate) enum PeerError {
     #[error("{0}")]
     Io(#[from] io::Error),
     #[error("not a ZMTP 3 greeting")]
@@ -111,8 +111,8 @@ enum PeerError {
     NotReady(String),
     #[error("malformed READY properties")]
     Properties,
-    #[error("socket type {0:?} cannot subscribe (SUB or XSUB only)")]
-    SocketType(String),
+    #[error("socket type {0:?} is not a peer of this socket ({1})")]
+    SocketType(String, &'static str),
     #[error("more than {MAX_TOPICS} subscriptions")]
     TooManyTopics,
     #[error("the peer reports an error: {0}")]
@@ -431,7 +431,10 @@ where
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, write);
     let handshake = tokio::select! {
         _ = inner.cancel.cancelled() => return,
-        h = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut reader, &mut writer)) => h,
+        h = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            handshake(&mut reader, &mut writer, true, "XPUB", "SUB XSUB"),
+        ) => h,
     };
     match handshake {
         Ok(Ok(())) => {}
@@ -480,14 +483,15 @@ where
     }
 }
 
-fn greeting() -> [u8; 64] {
+/// A ZMTP 3.0 greeting with the NULL mechanism.
+fn greeting(as_server: bool) -> [u8; 64] {
     let mut g = [0u8; 64];
     g[0] = 0xff;
     g[9] = 0x7f;
     g[10] = 3;
     g[11] = 0;
     g[12..16].copy_from_slice(b"NULL");
-    g[32] = 1; // as-server
+    g[32] = u8::from(as_server);
     g
 }
 
@@ -507,14 +511,21 @@ fn ready_command(socket_type: &str) -> Vec<u8> {
     frame
 }
 
-/// Greeting and READY, as the server side with the NULL mechanism. Our
+/// Greeting and READY with the NULL mechanism, as `socket_type` (the server
+/// side when `as_server`), accepting a peer of one of `peer_types`. Our
 /// greeting goes out whole at once; libzmq's partial-greeting dance copes.
-async fn handshake<R, W>(reader: &mut R, writer: &mut W) -> Result<(), PeerError>
+pub(crate) async fn handshake<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    as_server: bool,
+    socket_type: &str,
+    peer_types: &'static str,
+) -> Result<(), PeerError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    writer.write_all(&greeting()).await?;
+    writer.write_all(&greeting(as_server)).await?;
     writer.flush().await?;
     let mut peer = [0u8; 64];
     reader.read_exact(&mut peer[..10]).await?;
@@ -533,7 +544,7 @@ where
             String::from_utf8_lossy(&mechanism[..end]).into_owned(),
         ));
     }
-    writer.write_all(&ready_command("XPUB")).await?;
+    writer.write_all(&ready_command(socket_type)).await?;
     writer.flush().await?;
 
     let Some(frame) = read_frame(reader).await? else {
@@ -556,13 +567,13 @@ where
             ))
         }
     }
-    let socket_type = properties(body)?
+    let peer_type = properties(body)?
         .into_iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(b"Socket-Type"))
         .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
         .unwrap_or_default();
-    if socket_type != "SUB" && socket_type != "XSUB" {
-        return Err(PeerError::SocketType(socket_type));
+    if !peer_types.split(' ').any(|t| t == peer_type) {
+        return Err(PeerError::SocketType(peer_type, peer_types));
     }
     Ok(())
 }
@@ -719,7 +730,7 @@ fn unsubscribe(inner: &Inner, id: SubscriberId, topic: &[u8]) {
 }
 
 /// A frame's flags and size, ready to write: 2 bytes, or 9 for a long frame.
-fn frame_header(flags: u8, len: usize) -> ([u8; 9], usize) {
+pub(crate) fn frame_header(flags: u8, len: usize) -> ([u8; 9], usize) {
     let mut header = [0u8; 9];
     if len > 255 {
         header[0] = flags | FLAG_LONG;
@@ -830,9 +841,8 @@ mod tests {
         let mut stream = TcpStream::connect(endpoint.strip_prefix("tcp://").unwrap())
             .await
             .unwrap();
-        let mut g = greeting();
+        let mut g = greeting(false);
         g[11] = minor;
-        g[32] = 0;
         stream.write_all(&g).await.unwrap();
         stream.write_all(&ready_command(socket_type)).await.unwrap();
         let mut theirs = [0u8; 64];
@@ -1064,7 +1074,7 @@ mod tests {
 
         // A CURVE greeting.
         let mut curve = TcpStream::connect(&addr).await.unwrap();
-        let mut g = greeting();
+        let mut g = greeting(false);
         g[12..32].fill(0);
         g[12..17].copy_from_slice(b"CURVE");
         curve.write_all(&g).await.unwrap();

@@ -15,11 +15,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use zeromq::{
     DealerRecvHalf, DealerSendHalf, RouterRecvHalf, RouterSendHalf, SocketRecv, SocketSend,
-    SubSocket, ZmqMessage,
+    ZmqMessage,
 };
 
 use crate::publisher::{Publisher, Subscription, Subscriptions};
 use crate::service::Service;
+use crate::subscriber::KernelSub;
 use crate::tap::{Channel, Tap};
 use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
 
@@ -239,7 +240,7 @@ fn is_welcome(layout: &Layout, frames: &[Bytes]) -> bool {
 /// `publisher`), so a client that does not read cannot hold this loop up.
 pub async fn iopub(
     shared: Arc<Shared>,
-    mut from_kernel: SubSocket,
+    mut from_kernel: KernelSub,
     to_clients: Publisher,
     mut subscriptions: Subscriptions,
     mut own: mpsc::UnboundedReceiver<OwnMessage>,
@@ -253,14 +254,13 @@ pub async fn iopub(
         tokio::select! {
             biased;
             message = from_kernel.recv() => {
-                let message = match message {
-                    Ok(m) => m,
+                let frames = match message {
+                    Ok(frames) => frames,
                     Err(e) => {
                         tracing::debug!("iopub: kernel side closed: {e}");
                         return;
                     }
                 };
-                let frames = frames_of(message);
                 if let Ok(layout) = Layout::of(&frames) {
                     if is_welcome(&layout, &frames) {
                         continue;
