@@ -301,8 +301,11 @@ class Worker(threading.Thread):
                 # ipykernel drops the reply when SIGINT lands in its message
                 # handler after the cell ("KeyboardInterrupt caught in
                 # kernel"): a plain kernel does the same. Anything else is a
-                # lost reply.
-                interrupted = any(started - 0.1 <= t <= idle_at + 0.1 for t in self.state.interrupts_at)
+                # lost reply. Python runs a signal handler only when its main
+                # thread wakes, so a SIGINT sent while the kernel sat idle
+                # lands with the next request: look back 2 s, not just to
+                # this cell's start.
+                interrupted = any(started - 2.0 <= t <= idle_at + 0.1 for t in self.state.interrupts_at)
                 if not interrupted:
                     self.state.errors.append(
                         f"worker {self.index}: {kind} cell {msg_id} went idle but its "
