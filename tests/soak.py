@@ -546,9 +546,9 @@ def run(seconds: float, seed: int, workdir: Path) -> dict:
         for w in workers:
             for kind in KINDS:
                 w.inject.put((kind, 5 * MB if kind == "large" else None))
-        # …then random cells for 15 % of the run (at least 10 s), so that
+        # …then random cells for 15 % of the run (at least 15 s), so that
         # caches that fill with the database are warm too.
-        warm_end = time.monotonic() + max(10.0, 0.15 * seconds)
+        warm_end = time.monotonic() + max(15.0, 0.15 * seconds)
         deadline = time.monotonic() + 120
         while ((time.monotonic() < warm_end or any(not w.inject.empty() for w in workers))
                and time.monotonic() < deadline and not state.stop.is_set()):
