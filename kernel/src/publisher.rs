@@ -484,7 +484,7 @@ where
 }
 
 /// A ZMTP 3.0 greeting with the NULL mechanism.
-fn greeting(as_server: bool) -> [u8; 64] {
+pub(crate) fn greeting(as_server: bool) -> [u8; 64] {
     let mut g = [0u8; 64];
     g[0] = 0xff;
     g[9] = 0x7f;
@@ -496,7 +496,7 @@ fn greeting(as_server: bool) -> [u8; 64] {
 }
 
 /// A READY command announcing `socket_type`, framed.
-fn ready_command(socket_type: &str) -> Vec<u8> {
+pub(crate) fn ready_command(socket_type: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(32);
     body.push(5);
     body.extend_from_slice(b"READY");

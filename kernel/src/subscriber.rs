@@ -219,6 +219,7 @@ impl KernelSub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publisher::{greeting, ready_command};
     use std::time::Duration;
     use zeromq::{PubSocket, Socket, SocketSend, ZmqMessage};
 
@@ -284,25 +285,10 @@ mod tests {
         let (near, far) = tokio::net::UnixStream::pair().unwrap();
         let (pr, mut pw) = far.into_split();
         let (nr, nw) = near.into_split();
-        // Handshake by hand: the peer's side is a raw stream here.
+        // The peer's side of the handshake, from a raw stream.
         let client = tokio::spawn(KernelSub::over(Box::new(nr), Box::new(nw)));
-        let mut g = [0u8; 64];
-        g[0] = 0xff;
-        g[9] = 0x7f;
-        g[10] = 3;
-        g[12..16].copy_from_slice(b"NULL");
-        g[32] = 1;
-        pw.write_all(&g).await.unwrap();
-        let mut body = vec![5u8];
-        body.extend_from_slice(b"READY");
-        body.push(11);
-        body.extend_from_slice(b"Socket-Type");
-        body.extend_from_slice(&3u32.to_be_bytes());
-        body.extend_from_slice(b"PUB");
-        pw.write_all(&[FLAG_COMMAND, body.len() as u8])
-            .await
-            .unwrap();
-        pw.write_all(&body).await.unwrap();
+        pw.write_all(&greeting(true)).await.unwrap();
+        pw.write_all(&ready_command("PUB")).await.unwrap();
         let mut pr = pr;
         // Our greeting, READY (a 25-byte body) and the subscription.
         let mut theirs = [0u8; 64 + 2 + 25 + 3];
