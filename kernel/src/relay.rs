@@ -22,7 +22,7 @@ use crate::publisher::{Publisher, Subscription, Subscriptions};
 use crate::service::Service;
 use crate::subscriber::KernelSub;
 use crate::tap::{Channel, Tap};
-use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
+use crate::wire::{contains, HeaderRef, Layout, OwnMessage, Signer};
 
 /// What every relay task shares.
 pub struct Shared {
@@ -229,10 +229,7 @@ pub async fn heartbeat_to_client(mut from_kernel: DealerRecvHalf, mut to_client:
 /// proxy (JEP 65); clients get one from the proxy instead. A byte search,
 /// not a parse: this runs on every iopub message.
 fn is_welcome(layout: &Layout, frames: &[Bytes]) -> bool {
-    let header = layout.header(frames);
-    header
-        .windows(b"\"iopub_welcome\"".len())
-        .any(|w| w == b"\"iopub_welcome\"")
+    contains(layout.header(frames), b"\"iopub_welcome\"")
 }
 
 /// iopub: kernel → every subscribed client, plus the proxy's own messages

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::recorder::{Health, Recorded};
 use crate::store::{HistoryFilter, Store, StoreError};
-use crate::wire::OwnMessage;
+use crate::wire::{contains, OwnMessage};
 
 pub const TARGET: &str = "jupyter.lineage";
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -97,11 +97,6 @@ impl From<StoreError> for ServiceError {
 
 fn bad(why: impl Into<String>) -> ServiceError {
     ServiceError::BadRequest(why.into())
-}
-
-/// Finds `needle` in `haystack`: a pre-check before parsing comm content.
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[derive(Deserialize)]

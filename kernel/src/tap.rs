@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use crate::wire::contains;
+
 /// Where a tapped message was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
@@ -223,10 +225,7 @@ impl Tap {
 /// header and content (no parse on the relay). A false positive costs one
 /// early wake-up, nothing more.
 fn is_idle_status(header: &[u8], content: &[u8]) -> bool {
-    fn has(hay: &[u8], needle: &[u8]) -> bool {
-        hay.windows(needle.len()).any(|w| w == needle)
-    }
-    content.len() < 256 && has(content, b"\"idle\"") && has(header, b"\"status\"")
+    content.len() < 256 && contains(content, b"\"idle\"") && contains(header, b"\"status\"")
 }
 
 #[cfg(test)]

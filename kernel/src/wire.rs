@@ -216,6 +216,12 @@ impl OwnMessage {
     }
 }
 
+/// Whether `needle` occurs in `haystack`: the byte search the relay, the
+/// tap and the comm service use to look into a frame without parsing it.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
