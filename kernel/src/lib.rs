@@ -6,20 +6,23 @@
 
 pub mod child;
 pub mod cli;
+pub mod client_iopub;
 pub mod connection_file;
 pub mod history;
 pub mod install;
+pub mod kernel_dealer;
+pub mod kernel_iopub;
 pub mod logging;
 pub mod memory;
 pub mod project;
 pub mod proxy;
-pub mod publisher;
 pub mod recorder;
 pub mod redact;
 pub mod relay;
 pub mod sampler;
 pub mod service;
 pub mod store;
-pub mod subscriber;
 pub mod tap;
+pub mod tasks;
 pub mod wire;
+pub mod zmtp;

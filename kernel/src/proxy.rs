@@ -1,5 +1,6 @@
-//! The proxy kernel's life: bind for clients, launch the real kernel, wait
-//! until it really listens, relay, and go down with it.
+//! The proxy kernel's life, in the order `run` reads: bind for clients,
+//! launch the real kernel, wait until it really listens, spawn the relays,
+//! supervise the kernel, and shut down with it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -7,22 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jupyter_protocol::connection_info::{ConnectionInfo, Transport};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
-use zeromq::util::PeerIdentity;
-use zeromq::{
-    DealerSocket, RouterSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage,
-};
+use zeromq::{DealerSocket, RouterSocket, Socket};
 
 use crate::child::{Exit, RealKernel};
+use crate::client_iopub::{ClientIopub, ClientIopubError, Subscription, Subscriptions};
 use crate::connection_file::{self, KernelTransport, RuntimeDir};
+use crate::kernel_dealer::{self, KernelDealerRecv, KernelDealerSend};
+use crate::kernel_iopub::KernelIopub;
 use crate::project;
-use crate::publisher::{Publisher, PublisherError, Subscription, Subscriptions};
 use crate::recorder::{self, RecorderConfig, RecorderHandle};
 use crate::relay::{self, Shared};
 use crate::service::{Service, ServiceContext};
-use crate::subscriber::KernelSub;
 use crate::tap::{Channel, KernelEvent, Tap, TapEvent};
+use crate::tasks::{self, Barrier, Tasks};
 use crate::wire::{HeaderRef, Layout, OwnMessage, Signer};
 
 /// How long the real kernel has to start listening and answer kernel_info.
@@ -32,6 +32,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const TAP_QUEUE: usize = 1 << 17;
 /// jupyter_client's shutdown ladder step.
 const GRACE: Duration = Duration::from_millis(2500);
+/// After the kernel's exit, how long its sockets and our iopub subscribers
+/// may take to finish (libzmq's `ZMQ_LINGER` as jupyter_client sets it, 1 s).
+/// Only a peer that does not read, or a socket held open by a process the
+/// kernel forked, makes the proxy wait this long.
+const LINGER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -57,9 +62,14 @@ pub enum ProxyError {
         source: zeromq::ZmqError,
     },
     #[error(transparent)]
-    Publisher(#[from] PublisherError),
+    ClientIopub(#[from] ClientIopubError),
     #[error("cannot connect to the real kernel at {endpoint}: {source}")]
     Connect {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the real kernel's heartbeat at {endpoint}: {source}")]
+    Heartbeat {
         endpoint: String,
         source: zeromq::ZmqError,
     },
@@ -169,63 +179,155 @@ pub async fn run(
     config: ProxyConfig,
     start_recording: impl FnOnce(u32, Arc<AtomicU64>) -> Box<dyn Recording>,
 ) -> Result<Exit, ProxyError> {
-    let client = connection_file::read(&config.connection_file)?;
-    let signer = Signer::new(&client.signature_scheme, client.key.as_bytes())?;
-    let runtime_dir = RuntimeDir::create()?;
-    let transport = config.transport.resolve(&config.kernel_argv);
-    let kernel_info = connection_file::for_kernel(&client, transport, &runtime_dir)?;
-    let kernel_file = runtime_dir.path.join("kernel.json");
-    connection_file::write(&kernel_info, &kernel_file)?;
-    let argv = kernel_argv(&config.kernel_argv, &config.connection_file, &kernel_file);
+    let plan = Plan::prepare(&config)?;
+    // Signals first, so none is lost while starting.
+    let mut signals = Signals::install()?;
+    let mut clients = ClientSockets::bind(&plan.client).await?;
 
-    // Signals first, so none is lost while starting. SIGINT is the
-    // interrupt of `interrupt_mode: signal`; it goes to the real kernel.
-    let mut sigint = signal(SignalKind::interrupt()).map_err(ProxyError::Signals)?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(ProxyError::Signals)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(ProxyError::Signals)?;
-
-    let client_eps = connection_file::endpoints(&wildcard_as_any(client.clone()));
-    let client_shell = bind::<RouterSocket>(&client_eps.shell).await?;
-    let client_control = bind::<RouterSocket>(&client_eps.control).await?;
-    let client_stdin = bind::<RouterSocket>(&client_eps.stdin).await?;
-    let (client_iopub, mut iopub_subscriptions) = Publisher::bind(&client_eps.iopub).await?;
-    let client_hb = bind::<RouterSocket>(&client_eps.heartbeat).await?;
-
-    let kernel = RealKernel::launch(&argv, None).await?;
+    let kernel = RealKernel::launch(&plan.argv, None).await?;
     tracing::info!(
         pid = kernel.pid,
-        transport = ?transport,
+        transport = ?plan.transport,
         "started the real kernel: {}",
-        argv.join(" ")
+        plan.argv.join(" ")
     );
     let refused = Arc::new(AtomicU64::new(0));
     let recording = start_recording(kernel.pid, refused.clone());
+    let (tasks, barrier) = tasks::tasks();
+    let (sockets, ready) = start_up(&kernel, &plan, &mut clients, &tasks).await?;
 
+    let tap = recording.tap();
+    tap.send(TapEvent::Kernel(KernelEvent::Ready {
+        session: ready.session.clone(),
+        kernel_info: ready.kernel_info.clone(),
+    }));
+    let shared = Arc::new(Shared {
+        signer: plan.signer.clone(),
+        tap: tap.clone(),
+        service: recording.service(),
+        refused,
+    });
+    let client_iopub = clients.iopub.clone();
+    spawn_relays(&tasks, shared, clients, sockets, ready);
+
+    let exit = supervise(&kernel, &mut signals).await;
+    if exit.code == Some(0) {
+        tracing::info!("the real kernel exited ({exit})");
+    } else {
+        tracing::warn!("the real kernel exited ({exit})");
+    }
+    shut_down(exit, tasks, barrier, &client_iopub, tap, recording).await;
+    drop(plan);
+    Ok(exit)
+}
+
+/// The files and keys a run needs before anything listens.
+struct Plan {
+    client: ConnectionInfo,
+    signer: Signer,
+    transport: KernelTransport,
+    kernel: ConnectionInfo,
+    /// The real kernel's argv, pointed at `kernel`'s connection file.
+    argv: Vec<String>,
+    /// Removed (with the kernel's connection file and IPC sockets) on drop.
+    _runtime_dir: RuntimeDir,
+}
+
+impl Plan {
+    fn prepare(config: &ProxyConfig) -> Result<Plan, ProxyError> {
+        let client = connection_file::read(&config.connection_file)?;
+        let signer = Signer::new(&client.signature_scheme, client.key.as_bytes())?;
+        let runtime_dir = RuntimeDir::create()?;
+        let transport = config.transport.resolve(&config.kernel_argv);
+        let kernel = connection_file::for_kernel(&client, transport, &runtime_dir)?;
+        let kernel_file = runtime_dir.path.join("kernel.json");
+        connection_file::write(&kernel, &kernel_file)?;
+        let argv = kernel_argv(&config.kernel_argv, &config.connection_file, &kernel_file);
+        Ok(Plan {
+            client,
+            signer,
+            transport,
+            kernel,
+            argv,
+            _runtime_dir: runtime_dir,
+        })
+    }
+}
+
+/// The signals the proxy acts on. SIGINT is the interrupt of
+/// `interrupt_mode: signal`; it goes to the real kernel.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, ProxyError> {
+        let install = |kind| signal(kind).map_err(ProxyError::Signals);
+        Ok(Signals {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+            hangup: install(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// The proxy acting as a kernel: what clients connect to.
+struct ClientSockets {
+    shell: RouterSocket,
+    control: RouterSocket,
+    stdin: RouterSocket,
+    iopub: ClientIopub,
+    iopub_subscriptions: Subscriptions,
+    heartbeat: Option<RouterSocket>,
+}
+
+impl ClientSockets {
+    async fn bind(client: &ConnectionInfo) -> Result<ClientSockets, ProxyError> {
+        let eps = connection_file::endpoints(&wildcard_as_any(client.clone()));
+        let shell = bind::<RouterSocket>(&eps.shell).await?;
+        let control = bind::<RouterSocket>(&eps.control).await?;
+        let stdin = bind::<RouterSocket>(&eps.stdin).await?;
+        let (iopub, iopub_subscriptions) = ClientIopub::bind(&eps.iopub).await?;
+        let heartbeat = bind::<RouterSocket>(&eps.heartbeat).await?;
+        Ok(ClientSockets {
+            shell,
+            control,
+            stdin,
+            iopub,
+            iopub_subscriptions,
+            heartbeat: Some(heartbeat),
+        })
+    }
+}
+
+/// Connects to the real kernel once it listens and waits until it answers,
+/// relaying the heartbeat meanwhile (clients ping while we wait).
+async fn start_up(
+    kernel: &RealKernel,
+    plan: &Plan,
+    clients: &mut ClientSockets,
+    tasks: &Tasks,
+) -> Result<(KernelSockets, Ready), ProxyError> {
     let started = Instant::now();
-    let connected = tokio::select! {
-        c = connect_to_kernel(&kernel_info) => c?,
+    let mut sockets = tokio::select! {
+        c = connect_to_kernel(&plan.kernel) => c?,
         exit = kernel.wait() => return Err(ProxyError::DiedAtStart(exit)),
         _ = tokio::time::sleep(START_TIMEOUT) => {
             kernel.signal(libc::SIGKILL);
             return Err(ProxyError::StartTimeout(START_TIMEOUT));
         }
     };
-    let KernelSockets {
-        mut shell,
-        control,
-        stdin,
-        mut iopub,
-        heartbeat,
-    } = connected;
-
-    // The heartbeat relays from the start: clients ping while we wait.
-    let (hb_to_client, hb_from_client) = client_hb.split();
-    let (hb_to_kernel, hb_from_kernel) = heartbeat.split();
-    tokio::spawn(relay::heartbeat_to_kernel(hb_from_client, hb_to_kernel));
-    tokio::spawn(relay::heartbeat_to_client(hb_from_kernel, hb_to_client));
-
+    if let (Some(client_hb), Some(kernel_hb)) = (clients.heartbeat.take(), sockets.heartbeat.take())
+    {
+        let (hb_to_client, hb_from_client) = client_hb.split();
+        let (hb_to_kernel, hb_from_kernel) = kernel_hb.split();
+        tasks.spawn_until_stopped(relay::heartbeat_to_kernel(hb_from_client, hb_to_kernel));
+        tasks.spawn_until_stopped(relay::heartbeat_to_client(hb_from_kernel, hb_to_client));
+    }
     let ready = tokio::select! {
-        r = wait_ready(&signer, &mut shell, &mut iopub, &mut iopub_subscriptions) => r,
+        r = wait_ready(&plan.signer, &mut sockets, &mut clients.iopub_subscriptions) => r,
         exit = kernel.wait() => return Err(ProxyError::DiedAtStart(exit)),
         _ = tokio::time::sleep(START_TIMEOUT) => {
             kernel.signal(libc::SIGKILL);
@@ -237,144 +339,143 @@ pub async fn run(
         started.elapsed(),
         ready.session
     );
-    let tap = recording.tap();
-    tap.send(TapEvent::Kernel(KernelEvent::Ready {
-        session: ready.session.clone(),
-        kernel_info: ready.kernel_info,
-    }));
+    Ok((sockets, ready))
+}
 
-    let shared = Arc::new(Shared {
-        signer: signer.clone(),
-        tap: tap.clone(),
-        service: recording.service(),
-        last_activity: AtomicU64::new(0),
-        epoch: Instant::now(),
-        refused,
-    });
+/// One task per channel direction. The client-facing readers stop when the
+/// barrier says so; the kernel-facing ones end with the kernel's sockets.
+fn spawn_relays(
+    tasks: &Tasks,
+    shared: Arc<Shared>,
+    clients: ClientSockets,
+    kernel: KernelSockets,
+    ready: Ready,
+) {
     let (own_tx, own_rx) = mpsc::unbounded_channel::<OwnMessage>();
     if let Some(service) = &shared.service {
-        service.start(own_tx.clone(), ready.session.clone());
+        service.start(own_tx, ready.session.clone());
     }
-    drop(own_tx);
+    let (shell_to_client, shell_from_client) = clients.shell.split();
+    let (control_to_client, control_from_client) = clients.control.split();
+    let (stdin_to_client, stdin_from_client) = clients.stdin.split();
 
-    let (shell_to_client, shell_from_client) = client_shell.split();
-    let (shell_to_kernel, shell_from_kernel) = shell.split();
-    let (control_to_client, control_from_client) = client_control.split();
-    let (control_to_kernel, control_from_kernel) = control.split();
-    let (stdin_to_client, stdin_from_client) = client_stdin.split();
-    let (stdin_to_kernel, stdin_from_kernel) = stdin.split();
-
-    tokio::spawn(relay::client_to_kernel(
+    tasks.spawn_until_stopped(relay::client_to_kernel(
         shared.clone(),
         "shell",
         Channel::ShellRequest,
         shell_from_client,
-        shell_to_kernel,
+        kernel.shell.1,
     ));
-    tokio::spawn(relay::kernel_to_client(
-        shared.clone(),
-        "shell",
-        Some(Channel::ShellReply),
-        shell_from_kernel,
-        shell_to_client,
-    ));
-    tokio::spawn(relay::client_to_kernel(
+    tasks.spawn_until_stopped(relay::client_to_kernel(
         shared.clone(),
         "control",
         Channel::ControlRequest,
         control_from_client,
-        control_to_kernel,
+        kernel.control.1,
     ));
-    tokio::spawn(relay::kernel_to_client(
+    tasks.spawn_until_stopped(relay::stdin_to_kernel(
+        shared.clone(),
+        stdin_from_client,
+        kernel.stdin.1,
+    ));
+    tasks.spawn(relay::kernel_to_client(
+        shared.clone(),
+        "shell",
+        Some(Channel::ShellReply),
+        kernel.shell.0,
+        shell_to_client,
+    ));
+    tasks.spawn(relay::kernel_to_client(
         shared.clone(),
         "control",
         None,
-        control_from_kernel,
+        kernel.control.0,
         control_to_client,
     ));
-    tokio::spawn(relay::stdin_to_kernel(
-        shared.clone(),
-        stdin_from_client,
-        stdin_to_kernel,
-    ));
-    tokio::spawn(relay::kernel_to_client(
+    tasks.spawn(relay::kernel_to_client(
         shared.clone(),
         "stdin",
         None,
-        stdin_from_kernel,
+        kernel.stdin.0,
         stdin_to_client,
     ));
-    tokio::spawn(relay::iopub(
-        shared.clone(),
-        iopub,
-        client_iopub.clone(),
-        iopub_subscriptions,
+    tasks.spawn(relay::iopub(
+        shared,
+        kernel.iopub,
+        clients.iopub,
+        clients.iopub_subscriptions,
         own_rx,
-        ready.session.clone(),
+        ready.session,
         ready.pending_subscriptions,
     ));
+}
 
-    // Like ipykernel's ParentPollerUnix: when the process that launched us
-    // (the Jupyter server) dies, we are reparented, and the kernel must not
-    // live on as an orphan nobody can reach.
+/// Waits for the real kernel to exit, passing signals on to it. Like
+/// ipykernel's ParentPollerUnix, it also stops the kernel when the process
+/// that launched us (the Jupyter server) dies: we are reparented then, and
+/// the kernel must not live on as an orphan nobody can reach.
+async fn supervise(kernel: &RealKernel, signals: &mut Signals) -> Exit {
     let parent = std::os::unix::process::parent_id();
     let watch_parent = std::env::var_os("JPY_PARENT_PID").is_some() && parent > 1;
     let mut parent_check = tokio::time::interval(Duration::from_secs(1));
-    let exit = loop {
+    loop {
         tokio::select! {
-            exit = kernel.wait() => break exit,
+            exit = kernel.wait() => return exit,
             _ = parent_check.tick(), if watch_parent => {
                 if std::os::unix::process::parent_id() != parent {
                     tracing::warn!("the process that started this kernel ({parent}) is gone: stopping");
                     kernel.signal(libc::SIGTERM);
-                    break kernel.stop(GRACE).await;
+                    return kernel.stop(GRACE).await;
                 }
             }
-            _ = sigint.recv() => {
+            _ = signals.interrupt.recv() => {
                 tracing::info!("SIGINT: interrupting the real kernel");
                 kernel.signal(libc::SIGINT);
             }
-            _ = sigterm.recv() => {
+            _ = signals.terminate.recv() => {
                 tracing::info!("SIGTERM: stopping the real kernel");
                 kernel.signal(libc::SIGTERM);
-                break kernel.stop(GRACE).await;
+                return kernel.stop(GRACE).await;
             }
-            _ = sighup.recv() => {
+            _ = signals.hangup.recv() => {
                 tracing::info!("SIGHUP: stopping the real kernel");
                 kernel.signal(libc::SIGHUP);
-                break kernel.stop(GRACE).await;
+                return kernel.stop(GRACE).await;
             }
         }
-    };
-    if exit.code == Some(0) {
-        tracing::info!("the real kernel exited ({exit})");
-    } else {
-        tracing::warn!("the real kernel exited ({exit})");
     }
-    // Let the relay pass on what the kernel sent last (its shutdown_reply,
-    // the final iopub): wait until it has been quiet a moment.
-    let drain_start = Instant::now();
-    while shared.idle_for() < Duration::from_millis(50)
-        && drain_start.elapsed() < Duration::from_secs(1)
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// After the kernel's exit: the relay passes on what the kernel sent last
+/// (its shutdown_reply, the final iopub) and ends when the kernel's sockets
+/// close; iopub writes out what it queued for clients; the recorder stores
+/// the exit and commits. Each step waits for completion, none for quiet.
+async fn shut_down(
+    exit: Exit,
+    tasks: Tasks,
+    barrier: Barrier,
+    client_iopub: &ClientIopub,
+    tap: Tap,
+    recording: Box<dyn Recording>,
+) {
+    if !barrier.shut_down(tasks, LINGER).await {
+        tracing::debug!("the kernel's sockets stayed open after it exited (held by a child?)");
     }
-    // Publishing only queues: give the last of it a moment to reach clients.
-    let drain_left = Duration::from_secs(1).saturating_sub(drain_start.elapsed());
-    client_iopub
-        .drained(drain_left.max(Duration::from_millis(100)))
-        .await;
+    // zeromq's ROUTER only queues a reply for a writer task of its own: let
+    // every task that is ready run once more, so the last replies reach the
+    // socket before the runtime stops.
+    tokio::task::yield_now().await;
+    if !client_iopub.close(LINGER).await {
+        tracing::debug!("a client did not read its last iopub messages within {LINGER:?}");
+    }
     tap.send(TapEvent::Kernel(KernelEvent::Exited {
         code: exit.code,
         signal: exit.signal,
     }));
     drop(tap);
-    drop(shared);
     tokio::task::spawn_blocking(move || recording.finish())
         .await
         .ok();
-    drop(runtime_dir);
-    Ok(exit)
 }
 
 /// The real kernel's argv, pointed at its own connection file. Jupyter
@@ -416,12 +517,14 @@ async fn bind<S: Socket>(endpoint: &str) -> Result<S, ProxyError> {
     Ok(socket)
 }
 
+/// The proxy acting as a client: its sockets on the real kernel.
+/// Shell, control and stdin are (receive, send) halves.
 struct KernelSockets {
-    shell: DealerSocket,
-    control: DealerSocket,
-    stdin: DealerSocket,
-    iopub: KernelSub,
-    heartbeat: DealerSocket,
+    shell: (KernelDealerRecv, KernelDealerSend),
+    control: (KernelDealerRecv, KernelDealerSend),
+    stdin: (KernelDealerRecv, KernelDealerSend),
+    iopub: KernelIopub,
+    heartbeat: Option<DealerSocket>,
 }
 
 /// Waits until the real kernel listens, then connects the proxy's client-side
@@ -440,19 +543,28 @@ async fn connect_to_kernel(info: &ConnectionInfo) -> Result<KernelSockets, Proxy
     }
     // ipykernel sends input_request to the identities of the shell request,
     // so the shell and stdin DEALERs must share one routing id.
-    let identity =
-        PeerIdentity::try_from(format!("lineage-{}", uuid::Uuid::new_v4().simple()).into_bytes())
-            .expect("a short identity is valid");
-    let with_identity = || {
-        let mut options = SocketOptions::default();
-        options.peer_identity(identity.clone());
-        options
+    let identity = format!("lineage-{}", uuid::Uuid::new_v4().simple()).into_bytes();
+    let dealer = |endpoint: &str, identity: &[u8]| {
+        let endpoint = endpoint.to_string();
+        let identity = identity.to_vec();
+        async move {
+            kernel_dealer::connect(&endpoint, &identity)
+                .await
+                .map_err(|source| ProxyError::Connect { endpoint, source })
+        }
     };
-    let shell = connect(DealerSocket::with_options(with_identity()), &eps.shell).await?;
-    let stdin = connect(DealerSocket::with_options(with_identity()), &eps.stdin).await?;
-    let control = connect(DealerSocket::new(), &eps.control).await?;
-    let heartbeat = connect(DealerSocket::new(), &eps.heartbeat).await?;
-    let iopub = KernelSub::connect(&eps.iopub)
+    let shell = dealer(&eps.shell, &identity).await?;
+    let stdin = dealer(&eps.stdin, &identity).await?;
+    let control = dealer(&eps.control, b"").await?;
+    let mut heartbeat = DealerSocket::new();
+    heartbeat
+        .connect(&eps.heartbeat)
+        .await
+        .map_err(|source| ProxyError::Heartbeat {
+            endpoint: eps.heartbeat.clone(),
+            source,
+        })?;
+    let iopub = KernelIopub::connect(&eps.iopub)
         .await
         .map_err(|source| ProxyError::Subscribe {
             endpoint: eps.iopub.clone(),
@@ -463,19 +575,8 @@ async fn connect_to_kernel(info: &ConnectionInfo) -> Result<KernelSockets, Proxy
         control,
         stdin,
         iopub,
-        heartbeat,
+        heartbeat: Some(heartbeat),
     })
-}
-
-async fn connect<S: Socket>(mut socket: S, endpoint: &str) -> Result<S, ProxyError> {
-    socket
-        .connect(endpoint)
-        .await
-        .map_err(|source| ProxyError::Connect {
-            endpoint: endpoint.to_string(),
-            source,
-        })?;
-    Ok(socket)
 }
 
 /// Polls until something listens at `endpoint` (an IPC socket file exists, or
@@ -511,14 +612,14 @@ struct Ready {
 /// same dance as jupyter_client's `wait_for_ready`).
 async fn wait_ready(
     signer: &Signer,
-    shell: &mut DealerSocket,
-    iopub: &mut KernelSub,
+    kernel: &mut KernelSockets,
     client_subscriptions: &mut Subscriptions,
 ) -> Ready {
     let proxy_session = uuid::Uuid::new_v4().to_string();
     let mut reply: Option<(String, serde_json::Value)> = None;
     let mut iopub_live = false;
     let mut iopub_closed = false;
+    let mut shell_closed = false;
     let mut pending_subscriptions = Vec::new();
     let mut resend = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -533,15 +634,20 @@ async fn wait_ready(
             _ = resend.tick() => {
                 let request = OwnMessage::new("kernel_info_request", &proxy_session, serde_json::json!({}));
                 let frames = request.to_frames(signer, &[]);
-                if let Ok(message) = ZmqMessage::try_from(frames) {
-                    if let Err(e) = shell.send(message).await {
-                        tracing::debug!("kernel_info_request not sent yet: {e}");
-                    }
+                if let Err(e) = kernel.shell.1.send(&frames).await {
+                    tracing::debug!("kernel_info_request not sent: {e}");
                 }
             }
-            message = shell.recv() => {
-                let Ok(message) = message else { continue };
-                let frames = relay::frames_of(message);
+            message = kernel.shell.0.recv(), if !shell_closed => {
+                let frames = match message {
+                    Ok(frames) => frames,
+                    Err(e) => {
+                        // The kernel is going away; its exit ends the wait.
+                        tracing::warn!("shell of the real kernel: {e}");
+                        shell_closed = true;
+                        continue;
+                    }
+                };
                 let Ok(layout) = Layout::of(&frames) else { continue };
                 let Ok(header) = HeaderRef::parse(layout.header(&frames)) else { continue };
                 if header.msg_type == "kernel_info_reply" {
@@ -549,7 +655,7 @@ async fn wait_ready(
                     reply = Some((header.session.to_string(), content));
                 }
             }
-            message = iopub.recv(), if !iopub_closed => {
+            message = kernel.iopub.recv(), if !iopub_closed => {
                 match message {
                     Ok(_) => iopub_live = true,
                     Err(e) => {

@@ -9,7 +9,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -18,9 +17,10 @@ use zeromq::{
     ZmqMessage,
 };
 
-use crate::publisher::{Publisher, Subscription, Subscriptions};
+use crate::client_iopub::{ClientIopub, Subscription, Subscriptions};
+use crate::kernel_dealer::{KernelDealerRecv, KernelDealerSend};
+use crate::kernel_iopub::KernelIopub;
 use crate::service::Service;
-use crate::subscriber::KernelSub;
 use crate::tap::{Channel, Tap};
 use crate::wire::{contains, HeaderRef, Layout, OwnMessage, Signer};
 
@@ -29,27 +29,8 @@ pub struct Shared {
     pub signer: Signer,
     pub tap: Tap,
     pub service: Option<Arc<Service>>,
-    /// Monotonic nanoseconds (since `epoch`) of the last relayed message; the
-    /// shutdown path waits for the relay to go quiet before exiting.
-    pub last_activity: AtomicU64,
-    pub epoch: Instant,
     /// Messages dropped for a bad signature or bad framing, for the health report.
     pub refused: Arc<AtomicU64>,
-}
-
-impl Shared {
-    fn touch(&self) {
-        let nanos = self.epoch.elapsed().as_nanos() as u64;
-        self.last_activity.store(nanos, Ordering::Relaxed);
-    }
-
-    /// How long since the relay last forwarded anything.
-    pub fn idle_for(&self) -> std::time::Duration {
-        let last = self.last_activity.load(Ordering::Relaxed);
-        self.epoch
-            .elapsed()
-            .saturating_sub(std::time::Duration::from_nanos(last))
-    }
 }
 
 /// Turns a received message into contiguous frames without copying them.
@@ -96,7 +77,7 @@ pub async fn client_to_kernel(
     name: &'static str,
     channel: Channel,
     mut from_client: RouterRecvHalf,
-    mut to_kernel: DealerSendHalf,
+    mut to_kernel: KernelDealerSend,
 ) {
     loop {
         let message = match from_client.recv().await {
@@ -128,11 +109,7 @@ pub async fn client_to_kernel(
             shared.tap.message(channel, layout.signed(&frames));
         }
         drop(header);
-        shared.touch();
-        let Some(message) = message_of(frames) else {
-            continue;
-        };
-        if let Err(e) = to_kernel.send(message).await {
+        if let Err(e) = to_kernel.send(&frames).await {
             // The kernel is gone or restarting: the proxy exits with it, and
             // the client sees what it would see with a dead plain kernel.
             tracing::warn!("{name}: the real kernel is not reachable, request dropped: {e}");
@@ -144,7 +121,7 @@ pub async fn client_to_kernel(
 pub async fn stdin_to_kernel(
     shared: Arc<Shared>,
     mut from_client: RouterRecvHalf,
-    mut to_kernel: DealerSendHalf,
+    mut to_kernel: KernelDealerSend,
 ) {
     loop {
         let message = match from_client.recv().await {
@@ -158,33 +135,31 @@ pub async fn stdin_to_kernel(
         if accept(&shared, "stdin", &frames).is_none() {
             continue;
         }
-        shared.touch();
-        if let Some(message) = message_of(frames) {
-            if let Err(e) = to_kernel.send(message).await {
-                tracing::warn!("stdin: the real kernel is not reachable, reply dropped: {e}");
-            }
+        if let Err(e) = to_kernel.send(&frames).await {
+            tracing::warn!("stdin: the real kernel is not reachable, reply dropped: {e}");
         }
     }
 }
 
 /// Kernel → client on shell, control or stdin: route on the identities the
 /// request carried. A reply with no identity answers the proxy's own request.
+/// Ends when the kernel has closed its socket, after relaying everything it
+/// sent before.
 pub async fn kernel_to_client(
     shared: Arc<Shared>,
     name: &'static str,
     tap_as: Option<Channel>,
-    mut from_kernel: DealerRecvHalf,
+    mut from_kernel: KernelDealerRecv,
     mut to_client: RouterSendHalf,
 ) {
     loop {
-        let message = match from_kernel.recv().await {
-            Ok(m) => m,
+        let frames = match from_kernel.recv().await {
+            Ok(frames) => frames,
             Err(e) => {
                 tracing::debug!("{name}: kernel side closed: {e}");
                 return;
             }
         };
-        let frames = frames_of(message);
         let Ok(layout) = Layout::of(&frames) else {
             tracing::warn!("{name}: unframed message from the real kernel, dropped");
             continue;
@@ -196,7 +171,6 @@ pub async fn kernel_to_client(
         if let Some(channel) = tap_as {
             shared.tap.message(channel, layout.signed(&frames));
         }
-        shared.touch();
         if let Some(message) = message_of(frames) {
             // zeromq errors on an unknown identity where libzmq drops: the
             // client went away, which is no reason to stop relaying.
@@ -234,11 +208,12 @@ fn is_welcome(layout: &Layout, frames: &[Bytes]) -> bool {
 
 /// iopub: kernel → every subscribed client, plus the proxy's own messages
 /// (welcomes, comm replies, status). Publishing only queues (see
-/// `publisher`), so a client that does not read cannot hold this loop up.
+/// `client_iopub`), so a client that does not read cannot hold this loop up.
+/// Ends when the kernel has closed its iopub socket.
 pub async fn iopub(
     shared: Arc<Shared>,
-    mut from_kernel: KernelSub,
-    to_clients: Publisher,
+    mut from_kernel: KernelIopub,
+    to_clients: ClientIopub,
     mut subscriptions: Subscriptions,
     mut own: mpsc::UnboundedReceiver<OwnMessage>,
     session: String,
@@ -264,7 +239,6 @@ pub async fn iopub(
                     }
                     shared.tap.message(Channel::Iopub, layout.signed(&frames));
                 }
-                shared.touch();
                 to_clients.send(frames);
             }
             Some(subscription) = subscriptions.recv() => {
@@ -279,7 +253,7 @@ pub async fn iopub(
 
 /// Makes a client's subscription take effect with a signed `iopub_welcome`
 /// (JEP 65) as the first message it gets on it, sent to that subscriber only.
-fn welcome(shared: &Shared, to_clients: &Publisher, session: &str, subscription: &Subscription) {
+fn welcome(shared: &Shared, to_clients: &ClientIopub, session: &str, subscription: &Subscription) {
     let topic = String::from_utf8_lossy(&subscription.topic).into_owned();
     let msg = OwnMessage::new("iopub_welcome", session, serde_json::json!({}))
         .with_content(serde_json::json!({ "subscription": topic }));

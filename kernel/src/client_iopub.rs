@@ -1,5 +1,5 @@
 //! The client-facing iopub socket: an XPUB that speaks ZMTP 3.0 (NULL
-//! mechanism) itself, on plain tokio sockets.
+//! mechanism, the codec is `zmtp`) itself, on plain tokio sockets.
 //!
 //! zeromq 0.7's `XPubSocket::send` writes to each subscriber in turn and
 //! awaits each one: a client that subscribes and never reads stalls iopub for
@@ -14,24 +14,23 @@
 //! `iopub_welcome` in the same step, so the welcome is the first message a
 //! new subscriber gets, as JEP 65 and the conformance suite expect.
 //!
-//! Wire format: ZMTP 3.0, <https://rfc.zeromq.org/spec/23/>, with the 3.1
-//! SUBSCRIBE/CANCEL/PING commands (<https://rfc.zeromq.org/spec/37/>) also
-//! understood. We advertise 3.0 so that libzmq peers send subscriptions as
-//! `\x01topic` messages, which every implementation (zeromq 0.7 included)
-//! speaks.
+//! Subscribers may speak ZMTP 3.0 (`\x01topic` messages) or 3.1
+//! (SUBSCRIBE/CANCEL/PING commands); see `zmtp` for the specifications.
 
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::zmtp::{self, Role, ZmtpError, FLAG_COMMAND};
 
 /// Messages queued per subscriber before its messages are dropped: libzmq's
 /// default `ZMQ_SNDHWM`.
@@ -51,15 +50,11 @@ const BATCH: usize = 256;
 /// Frames queued for the writer besides messages (PONGs).
 const CONTROL_QUEUE: usize = 4;
 
-pub(crate) const FLAG_MORE: u8 = 0x01;
-pub(crate) const FLAG_LONG: u8 = 0x02;
-pub(crate) const FLAG_COMMAND: u8 = 0x04;
-
 /// Identifies one subscriber connection for the life of the publisher.
 pub type SubscriberId = u64;
 
 /// A subscriber asked for `topic` (a prefix of the first frame); it takes
-/// effect when `Publisher::accept`ed.
+/// effect when `ClientIopub::accept`ed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub subscriber: SubscriberId,
@@ -67,10 +62,10 @@ pub struct Subscription {
 }
 
 /// Subscribe requests, in the order they arrived, for as long as the
-/// publisher lives. Each waits for `Publisher::accept`.
+/// publisher lives. Each waits for `ClientIopub::accept`.
 pub type Subscriptions = mpsc::UnboundedReceiver<Subscription>;
 
-/// One subscriber as `Publisher::subscribers` reports it.
+/// One subscriber as `ClientIopub::subscribers` reports it.
 #[derive(Debug, Clone)]
 pub struct SubscriberStats {
     pub id: SubscriberId,
@@ -85,40 +80,26 @@ pub struct SubscriberStats {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum PublisherError {
+pub enum ClientIopubError {
     #[error("unsupported endpoint {0:?}: expected tcp://HOST:PORT or ipc://PATH")]
     Endpoint(String),
     #[error("cannot bind {endpoint}: {source}")]
     Bind { endpoint: String, source: io::Error },
 }
 
-/// Why a ZMTP connection was closed.
+/// Why a subscriber's connection was closed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PeerError {
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    #[error("not a ZMTP 3 greeting")]
-    Signature,
-    #[error("ZMTP {0}.{1} is not supported (3.0 or later)")]
-    Version(u8, u8),
-    #[error("security mechanism {0:?} is not supported (NULL only)")]
-    Mechanism(String),
-    #[error("frame flags {0:#04x} are not ZMTP")]
-    Flags(u8),
-    #[error("frame of {0} bytes is over the {MAX_INCOMING_FRAME} byte limit")]
-    TooLarge(u64),
-    #[error("expected READY, got {0}")]
-    NotReady(String),
-    #[error("malformed READY properties")]
-    Properties,
-    #[error("socket type {0:?} is not a peer of this socket ({1})")]
-    SocketType(String, &'static str),
+enum SubscriberError {
+    #[error(transparent)]
+    Zmtp(#[from] ZmtpError),
     #[error("more than {MAX_TOPICS} subscriptions")]
     TooManyTopics,
-    #[error("the peer reports an error: {0}")]
-    PeerReported(String),
-    #[error("handshake not done within {0:?}")]
-    HandshakeTimeout(Duration),
+}
+
+impl From<io::Error> for SubscriberError {
+    fn from(e: io::Error) -> SubscriberError {
+        SubscriberError::Zmtp(ZmtpError::Io(e))
+    }
 }
 
 type Message = Arc<Vec<Bytes>>;
@@ -173,9 +154,26 @@ struct Inner {
     hwm: usize,
     dropped: AtomicU64,
     cancel: CancellationToken,
+    /// Set by `close`: no subscriber joins after it.
+    closing: AtomicBool,
+    /// Each connection task holds a clone until it ends; `close` drops this
+    /// one and waits on `closed`.
+    connections: Mutex<Option<mpsc::Sender<()>>>,
+    closed: tokio::sync::Mutex<mpsc::Receiver<()>>,
 }
 
 impl Inner {
+    /// A token a connection holds while it lives; None once closing.
+    fn connection_guard(&self) -> Option<mpsc::Sender<()>> {
+        self.connection_guard_source().clone()
+    }
+
+    fn connection_guard_source(&self) -> MutexGuard<'_, Option<mpsc::Sender<()>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Short critical sections only, never across an await; a panic while
     /// holding it (there is no code that can) must not take iopub down.
     fn subscribers(&self) -> MutexGuard<'_, HashMap<SubscriberId, Subscriber>> {
@@ -188,15 +186,15 @@ impl Inner {
 /// The client-facing iopub XPUB. Clones share the socket; it closes (every
 /// connection and the listener) when the last clone is dropped.
 #[derive(Clone)]
-pub struct Publisher {
+pub struct ClientIopub {
     inner: Arc<Inner>,
     endpoint: String,
     _close: Arc<DropGuard>,
 }
 
-impl std::fmt::Debug for Publisher {
+impl std::fmt::Debug for ClientIopub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher")
+        f.debug_struct("ClientIopub")
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
@@ -207,19 +205,19 @@ enum Listener {
     Unix(UnixListener, PathBuf),
 }
 
-impl Publisher {
+impl ClientIopub {
     /// Binds `tcp://HOST:PORT` (`*` for any address, port 0 for any port) or
     /// `ipc://PATH` with the default high-water mark.
-    pub async fn bind(endpoint: &str) -> Result<(Publisher, Subscriptions), PublisherError> {
-        Publisher::bind_with_hwm(endpoint, DEFAULT_HWM).await
+    pub async fn bind(endpoint: &str) -> Result<(ClientIopub, Subscriptions), ClientIopubError> {
+        ClientIopub::bind_with_hwm(endpoint, DEFAULT_HWM).await
     }
 
     /// Like `bind`, with `hwm` messages queued per subscriber at most.
     pub async fn bind_with_hwm(
         endpoint: &str,
         hwm: usize,
-    ) -> Result<(Publisher, Subscriptions), PublisherError> {
-        let bind_error = |source| PublisherError::Bind {
+    ) -> Result<(ClientIopub, Subscriptions), ClientIopubError> {
+        let bind_error = |source| ClientIopubError::Bind {
             endpoint: endpoint.to_string(),
             source,
         };
@@ -227,14 +225,14 @@ impl Publisher {
             let addr = match addr.rsplit_once(':') {
                 Some(("*", port)) => format!("0.0.0.0:{port}"),
                 Some(_) => addr.to_string(),
-                None => return Err(PublisherError::Endpoint(endpoint.to_string())),
+                None => return Err(ClientIopubError::Endpoint(endpoint.to_string())),
             };
             let listener = TcpListener::bind(&addr).await.map_err(bind_error)?;
             let local = listener.local_addr().map_err(bind_error)?;
             (Listener::Tcp(listener), format!("tcp://{local}"))
         } else if let Some(path) = endpoint.strip_prefix("ipc://") {
             if path.is_empty() {
-                return Err(PublisherError::Endpoint(endpoint.to_string()));
+                return Err(ClientIopubError::Endpoint(endpoint.to_string()));
             }
             let path = PathBuf::from(path);
             // libzmq unlinks whatever is there first: a stale socket file of
@@ -243,10 +241,11 @@ impl Publisher {
             let listener = UnixListener::bind(&path).map_err(bind_error)?;
             (Listener::Unix(listener, path), endpoint.to_string())
         } else {
-            return Err(PublisherError::Endpoint(endpoint.to_string()));
+            return Err(ClientIopubError::Endpoint(endpoint.to_string()));
         };
         let (events, subscriptions) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
+        let (connections, closed) = mpsc::channel(1);
         let inner = Arc::new(Inner {
             subscribers: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -254,9 +253,12 @@ impl Publisher {
             hwm: hwm.max(1),
             dropped: AtomicU64::new(0),
             cancel: cancel.clone(),
+            closing: AtomicBool::new(false),
+            connections: Mutex::new(Some(connections)),
+            closed: tokio::sync::Mutex::new(closed),
         });
         tokio::spawn(accept_loop(inner.clone(), listener));
-        let publisher = Publisher {
+        let publisher = ClientIopub {
             inner,
             endpoint: resolved,
             _close: Arc::new(cancel.drop_guard()),
@@ -346,25 +348,25 @@ impl Publisher {
         out
     }
 
-    /// Waits until every subscriber's queue has been written out, or
-    /// `timeout` has passed (a subscriber that does not read never drains).
-    /// True when everything was written.
-    pub async fn drained(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let busy = self
-                .inner
-                .subscribers()
-                .values()
-                .any(|s| s.pending.load(Ordering::Relaxed) > 0);
-            if !busy {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+    /// Closes the socket the way libzmq's `ZMQ_LINGER` does: no new
+    /// subscribers, and each connection closes once what was published to
+    /// it has been written, or when `linger` has passed (a subscriber that
+    /// does not read never drains). True when everything was written.
+    ///
+    /// Every connection holds a sender of one channel; closing drops the
+    /// publisher's own and every subscriber's queue, and the channel ends
+    /// when the last connection has (mini-redis's completion barrier).
+    pub async fn close(&self, linger: Duration) -> bool {
+        {
+            let mut subscribers = self.inner.subscribers();
+            self.inner.closing.store(true, Ordering::Relaxed);
+            subscribers.clear();
         }
+        self.inner.connection_guard_source().take();
+        let mut closed = self.inner.closed.lock().await;
+        let all = tokio::time::timeout(linger, closed.recv()).await.is_ok();
+        self.inner.cancel.cancel();
+        all
     }
 }
 
@@ -383,8 +385,11 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
                         if let Err(e) = stream.set_nodelay(true) {
                             tracing::debug!("iopub: TCP_NODELAY on {addr}: {e}");
                         }
+                        let Some(guard) = inner.connection_guard() else {
+                            continue;
+                        };
                         let (read, write) = stream.into_split();
-                        tokio::spawn(serve(inner.clone(), read, write, addr.to_string()));
+                        tokio::spawn(serve(inner.clone(), read, write, addr.to_string(), guard));
                     }
                     Err(e) => accept_failed(e).await,
                 }
@@ -401,8 +406,11 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
                     Ok((stream, _)) => {
                         ipc_peers += 1;
                         let peer = format!("{}#{ipc_peers}", path.display());
+                        let Some(guard) = inner.connection_guard() else {
+                            continue;
+                        };
                         let (read, write) = stream.into_split();
-                        tokio::spawn(serve(inner.clone(), read, write, peer));
+                        tokio::spawn(serve(inner.clone(), read, write, peer, guard));
                     }
                     Err(e) => accept_failed(e).await,
                 }
@@ -422,7 +430,7 @@ async fn accept_failed(e: io::Error) {
 /// closes. Reading and writing run as two futures of one task, so a
 /// subscriber costs one task hop per batch of messages, and the writer stops
 /// the moment the peer hangs up.
-async fn serve<R, W>(inner: Arc<Inner>, read: R, write: W, peer: String)
+async fn serve<R, W>(inner: Arc<Inner>, read: R, write: W, peer: String, _open: mpsc::Sender<()>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -433,7 +441,12 @@ where
         _ = inner.cancel.cancelled() => return,
         h = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
-            handshake(&mut reader, &mut writer, true, "XPUB", "SUB XSUB"),
+            zmtp::handshake(&mut reader, &mut writer, &Role {
+                as_server: true,
+                socket_type: "XPUB",
+                identity: b"",
+                peer_types: "SUB XSUB",
+            }),
         ) => h,
     };
     match handshake {
@@ -443,7 +456,7 @@ where
             return;
         }
         Err(_) => {
-            let e = PeerError::HandshakeTimeout(HANDSHAKE_TIMEOUT);
+            let e = ZmtpError::HandshakeTimeout(HANDSHAKE_TIMEOUT);
             tracing::warn!("iopub: closing connection from {peer}: {e}");
             return;
         }
@@ -452,17 +465,28 @@ where
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (queue, messages) = mpsc::channel(inner.hwm);
     let pending = Arc::new(AtomicUsize::new(0));
-    inner.subscribers().insert(
-        id,
-        Subscriber {
-            peer: peer.clone(),
-            topics: Vec::new(),
-            requested: Vec::new(),
-            queue,
-            dropped: 0,
-            pending: pending.clone(),
-        },
-    );
+    let joined = {
+        let mut subscribers = inner.subscribers();
+        // Under the lock `close` takes: no subscriber slips in after it.
+        let open = !inner.closing.load(Ordering::Relaxed);
+        if open {
+            subscribers.insert(
+                id,
+                Subscriber {
+                    peer: peer.clone(),
+                    topics: Vec::new(),
+                    requested: Vec::new(),
+                    queue,
+                    dropped: 0,
+                    pending: pending.clone(),
+                },
+            );
+        }
+        open
+    };
+    if !joined {
+        return;
+    }
     tracing::debug!("iopub: subscriber {id} connected from {peer}");
 
     let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
@@ -475,175 +499,14 @@ where
     let dropped = gone.map_or(0, |s| s.dropped);
     match result {
         Ok(()) => tracing::debug!("iopub: subscriber {peer} disconnected"),
-        Err(PeerError::Io(e)) => tracing::debug!("iopub: subscriber {peer} disconnected: {e}"),
+        Err(SubscriberError::Zmtp(ZmtpError::Io(e))) => {
+            tracing::debug!("iopub: subscriber {peer} disconnected: {e}")
+        }
         Err(e) => tracing::warn!("iopub: closing connection from {peer}: {e}"),
     }
     if dropped > 0 {
         tracing::warn!("iopub: subscriber {peer} missed {dropped} messages");
     }
-}
-
-/// A ZMTP 3.0 greeting with the NULL mechanism.
-pub(crate) fn greeting(as_server: bool) -> [u8; 64] {
-    let mut g = [0u8; 64];
-    g[0] = 0xff;
-    g[9] = 0x7f;
-    g[10] = 3;
-    g[11] = 0;
-    g[12..16].copy_from_slice(b"NULL");
-    g[32] = u8::from(as_server);
-    g
-}
-
-/// A READY command announcing `socket_type`, framed.
-pub(crate) fn ready_command(socket_type: &str) -> Vec<u8> {
-    let mut body = Vec::with_capacity(32);
-    body.push(5);
-    body.extend_from_slice(b"READY");
-    body.push(11);
-    body.extend_from_slice(b"Socket-Type");
-    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
-    body.extend_from_slice(socket_type.as_bytes());
-    let mut frame = Vec::with_capacity(body.len() + 9);
-    let (header, n) = frame_header(FLAG_COMMAND, body.len());
-    frame.extend_from_slice(&header[..n]);
-    frame.extend_from_slice(&body);
-    frame
-}
-
-/// Greeting and READY with the NULL mechanism, as `socket_type` (the server
-/// side when `as_server`), accepting a peer of one of `peer_types`. Our
-/// greeting goes out whole at once; libzmq's partial-greeting dance copes.
-pub(crate) async fn handshake<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    as_server: bool,
-    socket_type: &str,
-    peer_types: &'static str,
-) -> Result<(), PeerError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    writer.write_all(&greeting(as_server)).await?;
-    writer.flush().await?;
-    let mut peer = [0u8; 64];
-    reader.read_exact(&mut peer[..10]).await?;
-    // ZMTP 1.0/2.0 peers differ from here on: byte 9's low bit is their tell.
-    if peer[0] != 0xff || peer[9] & 1 == 0 {
-        return Err(PeerError::Signature);
-    }
-    reader.read_exact(&mut peer[10..]).await?;
-    if peer[10] < 3 {
-        return Err(PeerError::Version(peer[10], peer[11]));
-    }
-    let mechanism = &peer[12..32];
-    let end = mechanism.iter().position(|&b| b == 0).unwrap_or(20);
-    if &mechanism[..end] != b"NULL" {
-        return Err(PeerError::Mechanism(
-            String::from_utf8_lossy(&mechanism[..end]).into_owned(),
-        ));
-    }
-    writer.write_all(&ready_command(socket_type)).await?;
-    writer.flush().await?;
-
-    let Some(frame) = read_frame(reader).await? else {
-        return Err(PeerError::Io(io::ErrorKind::UnexpectedEof.into()));
-    };
-    let Some((name, body)) = frame.command() else {
-        return Err(PeerError::NotReady("a message".into()));
-    };
-    match name {
-        b"READY" => {}
-        b"ERROR" => {
-            let reason = body.get(1..).unwrap_or_default();
-            return Err(PeerError::PeerReported(
-                String::from_utf8_lossy(reason).into_owned(),
-            ));
-        }
-        other => {
-            return Err(PeerError::NotReady(
-                String::from_utf8_lossy(other).into_owned(),
-            ))
-        }
-    }
-    let peer_type = properties(body)?
-        .into_iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(b"Socket-Type"))
-        .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-        .unwrap_or_default();
-    if !peer_types.split(' ').any(|t| t == peer_type) {
-        return Err(PeerError::SocketType(peer_type, peer_types));
-    }
-    Ok(())
-}
-
-/// A READY property: name, value.
-type Property<'a> = (&'a [u8], &'a [u8]);
-
-/// The properties of a READY body.
-fn properties(mut body: &[u8]) -> Result<Vec<Property<'_>>, PeerError> {
-    let mut out = Vec::new();
-    while let Some((&name_len, rest)) = body.split_first() {
-        let name_len = usize::from(name_len);
-        if rest.len() < name_len + 4 {
-            return Err(PeerError::Properties);
-        }
-        let (name, rest) = rest.split_at(name_len);
-        let (len, rest) = rest.split_at(4);
-        let value_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if rest.len() < value_len {
-            return Err(PeerError::Properties);
-        }
-        let (value, rest) = rest.split_at(value_len);
-        out.push((name, value));
-        body = rest;
-    }
-    Ok(out)
-}
-
-struct Frame {
-    flags: u8,
-    body: Vec<u8>,
-}
-
-impl Frame {
-    fn more(&self) -> bool {
-        self.flags & FLAG_MORE != 0
-    }
-
-    /// A command's name and the rest of its body.
-    fn command(&self) -> Option<(&[u8], &[u8])> {
-        if self.flags & FLAG_COMMAND == 0 {
-            return None;
-        }
-        let (&len, rest) = self.body.split_first()?;
-        let len = usize::from(len);
-        (rest.len() >= len).then(|| rest.split_at(len))
-    }
-}
-
-/// The next frame, or None at a clean end of stream.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<Frame>, PeerError> {
-    let flags = match reader.read_u8().await {
-        Ok(flags) => flags,
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    if flags & !(FLAG_MORE | FLAG_LONG | FLAG_COMMAND) != 0 {
-        return Err(PeerError::Flags(flags));
-    }
-    let size = if flags & FLAG_LONG != 0 {
-        reader.read_u64().await?
-    } else {
-        u64::from(reader.read_u8().await?)
-    };
-    if size > MAX_INCOMING_FRAME {
-        return Err(PeerError::TooLarge(size));
-    }
-    let mut body = vec![0; size as usize];
-    reader.read_exact(&mut body).await?;
-    Ok(Some(Frame { flags, body }))
 }
 
 /// Reads what a subscriber sends: (un)subscriptions as one-frame messages
@@ -655,11 +518,11 @@ async fn read_subscriptions<R: AsyncRead + Unpin>(
     id: SubscriberId,
     reader: &mut R,
     control: mpsc::Sender<Vec<u8>>,
-) -> Result<(), PeerError> {
+) -> Result<(), SubscriberError> {
     // Inside a multipart message: its frames are not subscriptions.
     let mut continued = false;
     loop {
-        let Some(frame) = read_frame(reader).await? else {
+        let Some(frame) = zmtp::read_frame(reader, MAX_INCOMING_FRAME).await? else {
             return Ok(());
         };
         if let Some((name, body)) = frame.command() {
@@ -680,9 +543,10 @@ async fn read_subscriptions<R: AsyncRead + Unpin>(
                 }
                 b"ERROR" => {
                     let reason = body.get(1..).unwrap_or_default();
-                    return Err(PeerError::PeerReported(
+                    return Err(ZmtpError::PeerReported(
                         String::from_utf8_lossy(reason).into_owned(),
-                    ));
+                    )
+                    .into());
                 }
                 _ => {}
             }
@@ -702,10 +566,10 @@ async fn read_subscriptions<R: AsyncRead + Unpin>(
 }
 
 /// Records the request and tells the owner, who `accept`s it.
-fn subscribe(inner: &Inner, id: SubscriberId, topic: Bytes) -> Result<(), PeerError> {
+fn subscribe(inner: &Inner, id: SubscriberId, topic: Bytes) -> Result<(), SubscriberError> {
     if let Some(s) = inner.subscribers().get_mut(&id) {
         if s.topics.len() + s.requested.len() >= MAX_TOPICS {
-            return Err(PeerError::TooManyTopics);
+            return Err(SubscriberError::TooManyTopics);
         }
         s.requested.push(topic.clone());
     }
@@ -729,27 +593,13 @@ fn unsubscribe(inner: &Inner, id: SubscriberId, topic: &[u8]) {
     }
 }
 
-/// A frame's flags and size, ready to write: 2 bytes, or 9 for a long frame.
-pub(crate) fn frame_header(flags: u8, len: usize) -> ([u8; 9], usize) {
-    let mut header = [0u8; 9];
-    if len > 255 {
-        header[0] = flags | FLAG_LONG;
-        header[1..9].copy_from_slice(&(len as u64).to_be_bytes());
-        (header, 9)
-    } else {
-        header[0] = flags;
-        header[1] = len as u8;
-        (header, 2)
-    }
-}
-
 /// Writes queued messages, as many as are waiting, then flushes once.
 async fn write_messages<W: AsyncWrite + Unpin>(
     writer: &mut BufWriter<W>,
     mut messages: mpsc::Receiver<Message>,
     mut control: mpsc::Receiver<Vec<u8>>,
     pending: &AtomicUsize,
-) -> Result<(), PeerError> {
+) -> Result<(), SubscriberError> {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -759,13 +609,13 @@ async fn write_messages<W: AsyncWrite + Unpin>(
                     return Ok(());
                 }
                 for message in batch.drain(..) {
-                    write_message(writer, &message).await?;
+                    zmtp::write_message(writer, &message).await?;
                 }
                 writer.flush().await?;
                 pending.fetch_sub(n, Ordering::Relaxed);
             }
             Some(body) = control.recv() => {
-                let (header, len) = frame_header(FLAG_COMMAND, body.len());
+                let (header, len) = zmtp::frame_header(FLAG_COMMAND, body.len());
                 writer.write_all(&header[..len]).await?;
                 writer.write_all(&body).await?;
                 writer.flush().await?;
@@ -774,36 +624,23 @@ async fn write_messages<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Header then payload, straight from the frame's `Bytes`: a payload at
-/// least as big as the buffer bypasses it.
-async fn write_message<W: AsyncWrite + Unpin>(
-    writer: &mut BufWriter<W>,
-    frames: &[Bytes],
-) -> io::Result<()> {
-    let last = frames.len().saturating_sub(1);
-    for (i, frame) in frames.iter().enumerate() {
-        let flags = if i < last { FLAG_MORE } else { 0 };
-        let (header, len) = frame_header(flags, frame.len());
-        writer.write_all(&header[..len]).await?;
-        writer.write_all(frame).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use crate::zmtp::{frame_header, greeting, properties, ready_command, Frame};
+    use crate::zmtp::{FLAG_LONG, FLAG_MORE};
+    use std::time::Instant;
+    use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
     use zeromq::{Socket, SocketRecv, SubSocket, ZmqMessage};
 
     const WAIT: Duration = Duration::from_secs(10);
 
-    async fn bind() -> (Publisher, Subscriptions) {
-        Publisher::bind("tcp://127.0.0.1:0").await.unwrap()
+    async fn bind() -> (ClientIopub, Subscriptions) {
+        ClientIopub::bind("tcp://127.0.0.1:0").await.unwrap()
     }
 
-    async fn subscriber(publisher: &Publisher, topic: &str) -> SubSocket {
+    async fn subscriber(publisher: &ClientIopub, topic: &str) -> SubSocket {
         let mut sub = SubSocket::new();
         sub.connect(publisher.endpoint()).await.unwrap();
         sub.subscribe(topic).await.unwrap();
@@ -818,7 +655,10 @@ mod tests {
     }
 
     /// The next subscription, accepted without a welcome.
-    async fn next_subscription(publisher: &Publisher, events: &mut Subscriptions) -> Subscription {
+    async fn next_subscription(
+        publisher: &ClientIopub,
+        events: &mut Subscriptions,
+    ) -> Subscription {
         let subscription = requested(events).await;
         assert!(publisher.accept(&subscription, Vec::new()));
         subscription
@@ -844,7 +684,10 @@ mod tests {
         let mut g = greeting(false);
         g[11] = minor;
         stream.write_all(&g).await.unwrap();
-        stream.write_all(&ready_command(socket_type)).await.unwrap();
+        stream
+            .write_all(&ready_command(socket_type, b""))
+            .await
+            .unwrap();
         let mut theirs = [0u8; 64];
         stream.read_exact(&mut theirs).await.unwrap();
         assert_eq!(
@@ -860,6 +703,10 @@ mod tests {
             vec![(&b"Socket-Type"[..], &b"XPUB"[..])]
         );
         stream
+    }
+
+    async fn read_frame(stream: &mut TcpStream) -> Result<Option<Frame>, ZmtpError> {
+        zmtp::read_frame(stream, MAX_INCOMING_FRAME).await
     }
 
     async fn write_frame(stream: &mut TcpStream, flags: u8, body: &[u8]) {
@@ -904,8 +751,45 @@ mod tests {
         assert_eq!(got[2].len(), big.len());
         assert_eq!(got, long);
         assert_eq!(recv(&mut sub).await, frames(&[b""]));
-        assert!(publisher.drained(WAIT).await);
         assert_eq!(publisher.dropped(), 0);
+    }
+
+    /// Closing writes out what was published, then ends each connection,
+    /// and nobody subscribes after it.
+    #[tokio::test]
+    async fn close_delivers_what_was_published_then_disconnects() {
+        let (publisher, mut events) = bind().await;
+        let mut peer = raw_peer(publisher.endpoint(), 0, "SUB").await;
+        write_frame(&mut peer, 0, b"\x01").await;
+        next_subscription(&publisher, &mut events).await;
+        for i in 0..100u8 {
+            assert_eq!(publisher.send(frames(&[b"t", &[i]])), 1);
+        }
+        assert!(publisher.close(WAIT).await);
+        for i in 0..100u8 {
+            let topic = read_frame(&mut peer).await.unwrap().unwrap();
+            assert!(topic.more() && topic.body == b"t");
+            let body = read_frame(&mut peer).await.unwrap().unwrap();
+            assert_eq!(body.body, [i]);
+        }
+        assert!(closed_by_peer(&mut peer).await);
+        assert_eq!(publisher.send(frames(&[b"t", b"late"])), 0);
+    }
+
+    /// A subscriber that never reads holds `close` up for the linger time
+    /// only.
+    #[tokio::test]
+    async fn close_gives_up_on_a_subscriber_that_never_reads() {
+        let (publisher, mut events) = bind().await;
+        let _silent = subscriber(&publisher, "").await;
+        next_subscription(&publisher, &mut events).await;
+        let payload = Bytes::from(vec![b'x'; 1 << 20]);
+        for _ in 0..64 {
+            publisher.send(vec![Bytes::from_static(b"t"), payload.clone()]);
+        }
+        let started = Instant::now();
+        assert!(!publisher.close(Duration::from_millis(200)).await);
+        assert!(started.elapsed() < WAIT);
     }
 
     #[tokio::test]
@@ -1142,7 +1026,7 @@ mod tests {
     async fn ipc_endpoints() {
         let dir = tempfile::tempdir().unwrap();
         let endpoint = format!("ipc://{}/kernel-1", dir.path().display());
-        let (publisher, mut events) = Publisher::bind(&endpoint).await.unwrap();
+        let (publisher, mut events) = ClientIopub::bind(&endpoint).await.unwrap();
         let mut sub = SubSocket::new();
         sub.connect(&endpoint).await.unwrap();
         sub.subscribe("").await.unwrap();
@@ -1163,16 +1047,16 @@ mod tests {
     async fn endpoints_that_cannot_be_bound() {
         for bad in ["udp://1.2.3.4:5", "tcp://nohost", "ipc://"] {
             assert!(matches!(
-                Publisher::bind(bad).await,
-                Err(PublisherError::Endpoint(_))
+                ClientIopub::bind(bad).await,
+                Err(ClientIopubError::Endpoint(_))
             ));
         }
         let (publisher, _) = bind().await;
         assert!(matches!(
-            Publisher::bind(publisher.endpoint()).await,
-            Err(PublisherError::Bind { .. })
+            ClientIopub::bind(publisher.endpoint()).await,
+            Err(ClientIopubError::Bind { .. })
         ));
-        let (any, _) = Publisher::bind("tcp://*:0").await.unwrap();
+        let (any, _) = ClientIopub::bind("tcp://*:0").await.unwrap();
         assert!(any.endpoint().starts_with("tcp://0.0.0.0:"));
     }
 }
