@@ -142,7 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn kernel(args: KernelArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init("info");
+    crate::logging::init(crate::logging::KERNEL_DEFAULT);
     crate::memory::tune();
     let argv = args.argv.clone();
     let config = ProxyConfig {

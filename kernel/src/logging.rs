@@ -1,6 +1,15 @@
 //! Logs go to stderr, which Jupyter shows in its own log.
+//!
+//! The kernel is silent there by default, as a plain ipykernel is: tools
+//! treat a kernel's stderr as a sign of trouble (nbclient's parallel tests
+//! assert it is empty, papermill copies it into its log, a Jupyter server's
+//! terminal shows it for every kernel). Warnings and errors only, unless
+//! `JUPYTER_LINEAGE_LOG` asks for more.
 
 use tracing_subscriber::EnvFilter;
+
+/// The kernel's level when [`LEVEL_VAR`] is unset: warnings and errors.
+pub const KERNEL_DEFAULT: &str = "warn";
 
 /// The variable that sets the level (`error`, `warn`, `info`, `debug`,
 /// `trace`), or a full tracing filter such as `jupyter_lineage=debug,zeromq=info`.
@@ -23,7 +32,8 @@ pub fn init(default_level: &str) {
     let directives = directives(value.as_deref(), default_level);
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
         eprintln!(
-            "jupyter-lineage: {LEVEL_VAR}={directives:?} is not a valid filter ({e}); using info"
+            "jupyter-lineage: {LEVEL_VAR}={directives:?} is not a valid filter ({e}); \
+             using {default_level}"
         );
         EnvFilter::new(directives_default(default_level))
     });
