@@ -63,7 +63,7 @@ venv: $(STAMP)
 build:
 	cargo build --release
 
-lint:
+lint: labext-lint
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 

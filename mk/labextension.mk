@@ -7,6 +7,8 @@
 #                       labextension/jupyter_lineage_labextension, linked into
 #                       .venv/share/jupyter/labextensions/jupyter-lineage
 #   make labext-unit    unit tests of the model and formatters (node --test)
+#   make labext-lint    eslint (@jupyter/eslint-plugin), prettier and
+#                       stylelint over the extension and the UI tests' TS
 #   make ui-test        galata + @playwright/test in Debian's chromium with the
 #                       real lineage kernel (screenshots in ui-tests/artifacts)
 #   make ui-bench       panel open time with 10,000 runs, added start time
@@ -25,7 +27,7 @@ CHROMIUM        ?= /usr/bin/chromium
 
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: labextension labext-deps labext-unit ui-deps ui-env ui-test ui-bench chromium labext-clean
+.PHONY: labextension labext-deps labext-unit labext-lint ui-deps ui-env ui-test ui-bench chromium labext-clean
 
 $(LABEXT_STAMP): $(LABEXT_DIR)/package.json $(LABEXT_DIR)/package-lock.json
 	cd $(LABEXT_DIR) && npm ci --no-audit --no-fund
@@ -43,6 +45,13 @@ labextension: $(LABEXT_STAMP) venv
 
 labext-unit: $(LABEXT_STAMP)
 	cd $(LABEXT_DIR) && npm test
+
+# The UI tests use the extension's linters and configs (one set of rules).
+labext-lint: $(LABEXT_STAMP)
+	cd $(LABEXT_DIR) && npm run lint:check
+	cd $(UITEST_DIR) && ../$(LABEXT_DIR)/node_modules/.bin/eslint --max-warnings 0 .
+	cd $(UITEST_DIR) && ../$(LABEXT_DIR)/node_modules/.bin/prettier \
+	  --config ../$(LABEXT_DIR)/.prettierrc.json --check 'tests/**/*.ts' 'bench/**/*.ts'
 
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \

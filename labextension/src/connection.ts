@@ -9,10 +9,13 @@ import type { Kernel, KernelSpec } from '@jupyterlab/services';
 import { CommsOverSubshells } from '@jupyterlab/services';
 import { PromiseDelegate } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
-import { errorText, HistoryModel, ISwitchOffer, LineageClient } from './model';
+import { LineageClient } from './client';
+import { errorText } from './format';
+import { HistoryModel } from './model';
 import {
   COMM_TARGET,
   IHello,
+  ISwitchOffer,
   KERNELSPEC_METADATA_KEY,
   KERNELSPEC_NAME_SUFFIX
 } from './tokens';
@@ -21,7 +24,9 @@ import {
 const HELLO_TIMEOUT_MS = 10000;
 
 /** Whether a kernelspec is a lineage kernelspec. */
-export function isLineageSpec(spec: KernelSpec.ISpecModel | undefined): boolean {
+export function isLineageSpec(
+  spec: KernelSpec.ISpecModel | undefined
+): boolean {
   const meta = spec?.metadata as Record<string, unknown> | undefined;
   return !!meta && !!meta[KERNELSPEC_METADATA_KEY];
 }

@@ -2,6 +2,7 @@
  * Formatting of durations, sizes, times and code for the panel. Pure
  * functions, unit-tested in test/format.test.ts.
  */
+import { LineageError } from './tokens';
 
 /** A duration in ms as people read it: 850 µs, 12 ms, 1.24 s, 3 min 05 s. */
 export function formatDuration(ms: number | null | undefined): string {
@@ -250,4 +251,15 @@ export function diffStat(unified: string): { added: number; removed: number } {
     }
   }
   return { added, removed };
+}
+
+/** A user-facing text for an error. */
+export function errorText(err: unknown): string {
+  if (err instanceof LineageError) {
+    return `${err.message} (${err.code})`;
+  }
+  if (err instanceof Error) {
+    return err.message;
+  }
+  return String(err);
 }

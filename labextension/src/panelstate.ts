@@ -4,8 +4,7 @@
  * The filter is applied to whichever notebook is active.
  */
 import { ISignal, Signal } from '@lumino/signaling';
-import { HistoryModel } from './model';
-import { IHistoryItem } from './tokens';
+import { IHistoryItem, IHistoryModel } from './tokens';
 
 export type Scope = 'all' | 'cell';
 
@@ -14,7 +13,7 @@ export class PanelState {
     return this._changed;
   }
 
-  get model(): HistoryModel | null {
+  get model(): IHistoryModel | null {
     return this._model;
   }
 
@@ -44,7 +43,7 @@ export class PanelState {
     return this._focused;
   }
 
-  setModel(model: HistoryModel | null): void {
+  setModel(model: IHistoryModel | null): void {
     if (model === this._model) {
       return;
     }
@@ -141,7 +140,7 @@ export class PanelState {
     });
   }
 
-  private _model: HistoryModel | null = null;
+  private _model: IHistoryModel | null = null;
   private _scope: Scope = 'all';
   private _cellId: string | null = null;
   private _errorsOnly = false;

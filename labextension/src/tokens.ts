@@ -5,9 +5,9 @@
  * protocol_version 1). Only the fields the extension reads are typed; the
  * kernel may send more, and they are kept as they came.
  */
+import type { NotebookPanel } from '@jupyterlab/notebook';
 import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
-import type { HistoryModel } from './model';
 
 /** The comm target the lineage kernel answers itself. */
 export const COMM_TARGET = 'jupyter.lineage';
@@ -22,13 +22,7 @@ export const KERNELSPEC_METADATA_KEY = 'jupyter_lineage';
 export const KERNELSPEC_NAME_SUFFIX = '-lineage';
 
 export type ExecutionStatus =
-  | 'ok'
-  | 'error'
-  | 'aborted'
-  | 'interrupted'
-  | 'died'
-  | 'skipped'
-  | 'running';
+  'ok' | 'error' | 'aborted' | 'interrupted' | 'died' | 'skipped' | 'running';
 
 /** One execution as `history` lists it (newest first). */
 export interface IHistoryItem {
@@ -146,23 +140,16 @@ export interface IHello {
   recording: boolean;
 }
 
-/** The `recorded` event pushed when an execution has been stored. */
+/**
+ * The `recorded` event pushed when an execution has been stored.
+ * `execution` is the stored row in the very shape `history` lists it; null
+ * only when it could not be read back.
+ */
 export interface IRecordedEvent {
   event: 'recorded';
   protocol_version: number;
-  recorded: {
-    execution_id: number;
-    cell_id: string | null;
-    notebook_path?: string | null;
-    status: string;
-    execution_count: number | null;
-    started_ms: number;
-    ended_ms: number | null;
-    wall_ms: number | null;
-    silent: boolean;
-    [key: string]: unknown;
-  };
   execution: IHistoryItem | null;
+  [key: string]: unknown;
 }
 
 /** Parameters of a `history` request. */
@@ -206,11 +193,7 @@ export interface IHistoryFilter {
 
 /** Where the connection to a notebook's kernel stands. */
 export type ConnectionState =
-  | 'no-kernel'
-  | 'connecting'
-  | 'ready'
-  | 'not-lineage'
-  | 'error';
+  'no-kernel' | 'connecting' | 'ready' | 'not-lineage' | 'error';
 
 /** User settings (schema/plugin.json). */
 export interface ILineageSettings {
@@ -225,20 +208,83 @@ export const DEFAULT_SETTINGS: ILineageSettings = {
   showChart: true
 };
 
+/** What the panel offers when the kernel is not a lineage kernel. */
+export interface ISwitchOffer {
+  /** The lineage kernelspec to switch to. */
+  name: string;
+  displayName: string;
+}
+
+/**
+ * One notebook's run history, as the panel, the views and the cell
+ * indicators read it: the connection state, the loaded runs under the
+ * current filter, per-cell summaries, and executions in full.
+ */
+export interface IHistoryModel {
+  /** A name for the notebook (its path), for headers. */
+  readonly label: string;
+  /** Emitted when the list, filter or connection state changes. */
+  readonly changed: ISignal<IHistoryModel, void>;
+  /** Emitted when per-cell summaries change (cell indicators). */
+  readonly cellsChanged: ISignal<IHistoryModel, void>;
+  /** Emitted for each new run, after the model has folded it in. */
+  readonly runRecorded: ISignal<IHistoryModel, IHistoryItem>;
+  readonly isDisposed: boolean;
+  readonly state: ConnectionState;
+  /** Why the state is what it is (shown to the user), if anything. */
+  readonly message: string;
+  readonly hello: IHello | null;
+  /** Loaded runs under the current filter, newest first. */
+  readonly items: readonly IHistoryItem[];
+  readonly hasMore: boolean;
+  readonly loading: boolean;
+  /** The last error while loading, if any. */
+  readonly loadError: string;
+  readonly filter: IHistoryFilter;
+  /** The offer to switch kernels, when the kernel is not a lineage one. */
+  readonly switchOffer: ISwitchOffer | null;
+  /** Per-cell summaries by cell id. */
+  readonly cells: ReadonlyMap<string, ICellSummary>;
+  /** A cell's 0-based position in the notebook, or -1 when it is gone. */
+  cellIndex(cellId: string | null): number;
+  /** Change the filter and reload from the first page. */
+  setFilter(filter: Partial<IHistoryFilter>): void;
+  /** Drop loaded pages and load the first one again. */
+  reload(): Promise<void>;
+  /** Load the next page, if there is one and none is loading. */
+  loadMore(): Promise<void>;
+  /** Load the per-cell summaries again. */
+  refreshCells(): Promise<void>;
+  /** One execution in full (cached). */
+  execution(id: number): Promise<IExecution>;
+  /** Compare two executions (`a` older, `b` newer by convention). */
+  diff(a: number, b: number): Promise<IDiff>;
+  /** The run of the same cell just before this one, or null on its first. */
+  previousRunOf(item: IHistoryItem): Promise<number | null>;
+  /** A loaded run by id, if loaded. */
+  item(id: number): IHistoryItem | undefined;
+}
+
 /**
  * The lineage tracker: one history model per open notebook, shared by the
  * panel, the run views and the cell indicators.
  */
 export interface ILineageTracker {
   /** The model of the active notebook, if any. */
-  readonly current: HistoryModel | null;
+  readonly current: IHistoryModel | null;
   /** Emitted when the active notebook (and so `current`) changes. */
-  readonly currentChanged: ISignal<ILineageTracker, HistoryModel | null>;
+  readonly currentChanged: ISignal<ILineageTracker, IHistoryModel | null>;
   /** The settings in force. */
   readonly settings: ILineageSettings;
   readonly settingsChanged: ISignal<ILineageTracker, ILineageSettings>;
   /** Every model, one per open notebook. */
-  models(): HistoryModel[];
+  models(): IHistoryModel[];
+  /** The model of a notebook (made on first ask). */
+  modelFor(panel: NotebookPanel): IHistoryModel | null;
+  /** The notebook a model belongs to. */
+  panelFor(model: IHistoryModel): NotebookPanel | null;
+  /** Switch a notebook to the lineage kernelspec its model offers. */
+  switchKernel(panel: NotebookPanel): Promise<void>;
 }
 
 export const ILineageTracker = new Token<ILineageTracker>(

@@ -6,7 +6,12 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISignal, Signal } from '@lumino/signaling';
 import { SessionConnector } from './connection';
 import { HistoryModel } from './model';
-import { DEFAULT_SETTINGS, ILineageSettings, ILineageTracker } from './tokens';
+import {
+  DEFAULT_SETTINGS,
+  IHistoryModel,
+  ILineageSettings,
+  ILineageTracker
+} from './tokens';
 
 export class LineageTracker implements ILineageTracker {
   constructor(
@@ -29,10 +34,6 @@ export class LineageTracker implements ILineageTracker {
     // widgetAdded signal reaches us.
     this._add(panel);
     return this._entries.get(panel)?.model ?? null;
-  }
-
-  get currentPanel(): NotebookPanel | null {
-    return this._notebooks.currentWidget;
   }
 
   get currentChanged(): ISignal<this, HistoryModel | null> {
@@ -64,12 +65,12 @@ export class LineageTracker implements ILineageTracker {
     return this._entries.get(panel)?.model ?? null;
   }
 
-  connectorFor(panel: NotebookPanel): SessionConnector | null {
-    return this._entries.get(panel)?.connector ?? null;
+  async switchKernel(panel: NotebookPanel): Promise<void> {
+    await this._entries.get(panel)?.connector.switchKernel();
   }
 
   /** The notebook panel a model belongs to. */
-  panelFor(model: HistoryModel): NotebookPanel | null {
+  panelFor(model: IHistoryModel): NotebookPanel | null {
     for (const [panel, e] of this._entries) {
       if (e.model === model) {
         return panel;

@@ -55,8 +55,14 @@ test('formatWhen: relative when recent, a date otherwise', () => {
   assert.equal(formatWhen(now - 42000, now), '42 s ago');
   assert.equal(formatWhen(now - 5 * 60000, now), '5 min ago');
   assert.equal(formatWhen(now - 3 * 3600000, now), '3 h ago');
-  assert.equal(formatWhen(new Date(2026, 2, 4, 14, 5).getTime(), now), 'Mar 4, 14:05');
-  assert.equal(formatWhen(new Date(2025, 2, 4, 14, 5).getTime(), now), '2025-03-04');
+  assert.equal(
+    formatWhen(new Date(2026, 2, 4, 14, 5).getTime(), now),
+    'Mar 4, 14:05'
+  );
+  assert.equal(
+    formatWhen(new Date(2025, 2, 4, 14, 5).getTime(), now),
+    '2025-03-04'
+  );
 });
 
 test('firstLine', () => {
@@ -95,7 +101,10 @@ test('polylinePoints scales time and value into the box', () => {
     { t: 50, v: 20 },
     { t: 100, v: 30 }
   ];
-  assert.equal(polylinePoints(pts, 200, 40, 100, 10, 30), '0.0,40.0 100.0,20.0 200.0,0.0');
+  assert.equal(
+    polylinePoints(pts, 200, 40, 100, 10, 30),
+    '0.0,40.0 100.0,20.0 200.0,0.0'
+  );
   // A flat series is drawn mid-height.
   assert.equal(polylinePoints([{ t: 0, v: 5 }], 10, 40, 1, 5, 5), '0.0,20.0');
   assert.equal(polylinePoints([], 10, 10, 1, 0, 1), '');

@@ -5,12 +5,11 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { ILineageTransport, LineageClient } from '../src/client';
 import {
   filterToQuery,
   foldIntoSummary,
   HistoryModel,
-  ILineageTransport,
-  LineageClient,
   matchesFilter
 } from '../src/model';
 import { IHello, IHistoryItem, LineageError } from '../src/tokens';
@@ -117,11 +116,14 @@ test('an error reply rejects with its code and message', async () => {
     ok: false,
     error: { code: 'not_found', message: 'no such execution' }
   }));
-  await assert.rejects(client.request('execution', { execution_id: 9 }), (e: unknown) => {
-    assert.ok(e instanceof LineageError);
-    assert.equal((e as LineageError).code, 'not_found');
-    return true;
-  });
+  await assert.rejects(
+    client.request('execution', { execution_id: 9 }),
+    (e: unknown) => {
+      assert.ok(e instanceof LineageError);
+      assert.equal((e as LineageError).code, 'not_found');
+      return true;
+    }
+  );
 });
 
 test('a reply in parts is reassembled, in any order', async () => {
@@ -130,7 +132,10 @@ test('a reply in parts is reassembled, in any order', async () => {
     queue.push(req);
     return null;
   });
-  const big = { code: 'x'.repeat(1000), outputs: [{ output: { output_type: 'stream', text: 'é ✓' } }] };
+  const big = {
+    code: 'x'.repeat(1000),
+    outputs: [{ output: { output_type: 'stream', text: 'é ✓' } }]
+  };
   const p = client.request<typeof big>('execution', { execution_id: 1 });
   const text = JSON.stringify(ok(queue[0], big));
   const n = 5;
@@ -155,14 +160,13 @@ test('events: hello and recorded are signalled; unknown ones ignored', () => {
   const { client } = connect(() => null);
   const seen: string[] = [];
   client.hello.connect((_, h) => seen.push(`hello ${h.notebook_path}`));
-  client.recorded.connect((_, r) => seen.push(`recorded ${r.recorded.execution_id}`));
+  client.recorded.connect((_, r) => seen.push(`recorded ${r.execution?.id}`));
   client.handleMessage(HELLO);
   client.handleMessage({ event: 'future-thing' });
   client.handleMessage({
     event: 'recorded',
     protocol_version: 1,
-    recorded: { execution_id: 4 },
-    execution: null
+    execution: item(4)
   });
   assert.deepEqual(seen, ['hello /p/a.ipynb', 'recorded 4']);
 });
@@ -201,21 +205,30 @@ test('filterToQuery and matchesFilter', () => {
     search: 'plot*',
     before: 40
   });
-  assert.deepEqual(filterToQuery({ cellId: null, errorsOnly: false, search: '' }, 10, null), {
-    limit: 10
-  });
+  assert.deepEqual(
+    filterToQuery({ cellId: null, errorsOnly: false, search: '' }, 10, null),
+    {
+      limit: 10
+    }
+  );
   const all = { cellId: null, errorsOnly: false, search: '' };
   assert.equal(matchesFilter(item(1), all), true);
   assert.equal(matchesFilter(item(1, { silent: true }), all), false);
   assert.equal(matchesFilter(item(1), { ...all, cellId: 'other' }), false);
   assert.equal(matchesFilter(item(1), { ...all, errorsOnly: true }), false);
-  assert.equal(matchesFilter(item(1, { status: 'error' }), { ...all, errorsOnly: true }), true);
+  assert.equal(
+    matchesFilter(item(1, { status: 'error' }), { ...all, errorsOnly: true }),
+    true
+  );
   assert.equal(matchesFilter(item(1), { ...all, search: 'x' }), false);
 });
 
 test('foldIntoSummary counts runs, errors, last and extremes', () => {
   let s = foldIntoSummary(undefined, item(1, { wall_ms: 30, peak_rss: 500 }));
-  s = foldIntoSummary(s, item(2, { status: 'error', wall_ms: 10, peak_rss: 900 }));
+  s = foldIntoSummary(
+    s,
+    item(2, { status: 'error', wall_ms: 10, peak_rss: 900 })
+  );
   s = foldIntoSummary(s, item(3, { wall_ms: 20, peak_rss: null }));
   assert.equal(s.runs, 3);
   assert.equal(s.errors, 1);
@@ -235,7 +248,9 @@ function service(all: IHistoryItem[]) {
         let rows = all
           .filter(i => (req.cell_id ? i.cell_id === req.cell_id : true))
           .filter(i => (req.status ? i.status === req.status : true))
-          .filter(i => (req.search ? i.code_preview.includes(req.search) : true))
+          .filter(i =>
+            req.search ? i.code_preview.includes(req.search) : true
+          )
           .filter(i => (req.before ? i.id < req.before : true))
           .sort((a, b) => b.id - a.id);
         const limit = req.limit ?? 50;
@@ -260,7 +275,12 @@ function service(all: IHistoryItem[]) {
           }
         ]);
       case 'execution':
-        return ok(req, { ...all.find(i => i.id === req.execution_id), code: 'x', outputs: [], samples: [] });
+        return ok(req, {
+          ...all.find(i => i.id === req.execution_id),
+          code: 'x',
+          outputs: [],
+          samples: []
+        });
       default:
         return ok(req, null);
     }
@@ -298,11 +318,17 @@ test('changing the filter reloads; a stale page is dropped', async () => {
   model.setFilter({ errorsOnly: true, cellId: 'c1' }); // supersedes the first
   await tick();
   await tick();
-  assert.deepEqual(model.items.map(i => i.id), []);
+  assert.deepEqual(
+    model.items.map(i => i.id),
+    []
+  );
   model.setFilter({ cellId: 'c2' });
   await tick();
   await tick();
-  assert.deepEqual(model.items.map(i => i.id), [2]);
+  assert.deepEqual(
+    model.items.map(i => i.id),
+    [2]
+  );
 });
 
 test('recorded events add runs live and update cell summaries', async () => {
@@ -316,25 +342,67 @@ test('recorded events add runs live and update cell summaries', async () => {
     client.handleMessage({
       event: 'recorded',
       protocol_version: 1,
-      recorded: { execution_id: i.id, cell_id: i.cell_id, status: i.status },
       execution: i
     });
   push(item(3));
-  assert.deepEqual(model.items.map(i => i.id), [3, 2, 1]);
+  assert.deepEqual(
+    model.items.map(i => i.id),
+    [3, 2, 1]
+  );
   assert.equal(model.cells.get('c1')?.runs, 3);
   assert.equal(model.cells.get('c1')?.last_execution_id, 3);
   push(item(3)); // a duplicate is not listed twice
   assert.equal(model.items.length, 3);
   push(item(4, { notebook_path: '/p/other.ipynb' })); // another notebook
   push(item(5, { silent: true }));
-  assert.deepEqual(model.items.map(i => i.id), [3, 2, 1]);
+  assert.deepEqual(
+    model.items.map(i => i.id),
+    [3, 2, 1]
+  );
   model.setFilter({ errorsOnly: true });
   await tick();
   await tick();
   push(item(6));
   push(item(7, { status: 'error' }));
-  assert.deepEqual(model.items.map(i => i.id), [7]);
+  assert.deepEqual(
+    model.items.map(i => i.id),
+    [7]
+  );
   assert.equal(recorded, 4);
+});
+
+test('a recorded event without its row changes nothing', async () => {
+  const { client } = connect(service([item(1)]));
+  const model = new HistoryModel();
+  await model.attach(client, HELLO);
+  let recorded = 0;
+  model.runRecorded.connect(() => recorded++);
+  client.handleMessage({
+    event: 'recorded',
+    protocol_version: 1,
+    execution: null
+  });
+  assert.deepEqual(
+    model.items.map(i => i.id),
+    [1]
+  );
+  assert.equal(recorded, 0);
+});
+
+test('the previous run of a cell: its link, else asked of the service', async () => {
+  const all = [
+    item(1),
+    item(2, { cell_id: 'c2' }),
+    item(3),
+    item(4, { cell_id: 'c2' })
+  ];
+  const { client } = connect(service(all));
+  const model = new HistoryModel();
+  await model.attach(client, HELLO);
+  assert.equal(await model.previousRunOf(item(3, { prev_execution_id: 1 })), 1);
+  assert.equal(await model.previousRunOf(item(3)), 1);
+  assert.equal(await model.previousRunOf(item(4, { cell_id: 'c2' })), 2);
+  assert.equal(await model.previousRunOf(item(1)), null);
 });
 
 test('executions are cached; the comm closing puts the model in error', async () => {
@@ -356,7 +424,10 @@ test('setState without a kernel clears the list', async () => {
   const { client } = connect(service([item(1)]));
   const model = new HistoryModel();
   await model.attach(client, HELLO);
-  model.setState('not-lineage', 'plain kernel', { name: 'python3-lineage', displayName: 'L' });
+  model.setState('not-lineage', 'plain kernel', {
+    name: 'python3-lineage',
+    displayName: 'L'
+  });
   assert.equal(model.items.length, 0);
   assert.equal(model.client, null);
   assert.equal(model.switchOffer?.name, 'python3-lineage');

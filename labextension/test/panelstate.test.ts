@@ -29,7 +29,11 @@ test('filters carry over to the next notebook', () => {
   state.setSearch('plot');
   const model = new HistoryModel();
   state.setModel(model);
-  assert.deepEqual(model.filter, { cellId: null, errorsOnly: true, search: 'plot' });
+  assert.deepEqual(model.filter, {
+    cellId: null,
+    errorsOnly: true,
+    search: 'plot'
+  });
 });
 
 test('marks: at most two, ordered older → newer for compare', () => {

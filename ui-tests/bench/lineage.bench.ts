@@ -18,7 +18,8 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { artifact, LINEAGE_KERNEL } from '../tests/helpers';
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// env.js is CommonJS, shared with the playwright configs.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { env: serverEnv, venv } = require('../tests/env');
 
 const RUNS = Number(process.env.LINEAGE_BENCH_RUNS || 10000);
@@ -99,11 +100,17 @@ async function clickUntil(
             requestAnimationFrame(() => resolve(performance.now() - t0));
           }
         });
-        observer.observe(document.body, { childList: true, subtree: true, attributes: true });
+        observer.observe(document.body, {
+          childList: true,
+          subtree: true,
+          attributes: true
+        });
         const t0 = performance.now();
         if (c.startsWith('#activate:')) {
           // What the sidebar tab and the "Show Run History" command do.
-          (window as any).jupyterapp.shell.activateById(c.slice('#activate:'.length));
+          (window as any).jupyterapp.shell.activateById(
+            c.slice('#activate:'.length)
+          );
         } else {
           (document.querySelector(c) as HTMLElement).click();
         }
@@ -119,7 +126,11 @@ async function clickUntil(
 }
 
 /** Time (ms, in-page clock) until a selector matches, after `start`. */
-async function timeUntil(page: Page, start: () => Promise<void>, selector: string): Promise<number> {
+async function timeUntil(
+  page: Page,
+  start: () => Promise<void>,
+  selector: string
+): Promise<number> {
   await page.evaluate(() => ((window as any).__t0 = performance.now()));
   await start();
   await page.waitForSelector(selector, { state: 'visible', timeout: 60000 });
@@ -164,13 +175,19 @@ test('panel with 10,000 runs; added start time', async ({ browser }) => {
 
   const server: ChildProcess = spawn(
     jupyter,
-    ['lab', '--config', path.join(__dirname, '..', 'jupyter_server_test_config.py')],
+    [
+      'lab',
+      '--config',
+      path.join(__dirname, '..', 'jupyter_server_test_config.py')
+    ],
     { env, stdio: 'ignore' }
   );
   const results: Record<string, unknown> = { runs: made };
   try {
     await waitForServer();
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const context = await browser.newContext({
+      viewport: { width: 1400, height: 900 }
+    });
     const page = await context.newPage();
 
     // --- the panel over 10,000 runs ---
@@ -188,7 +205,11 @@ test('panel with 10,000 runs; added start time', async ({ browser }) => {
     const open: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       open.push(
-        await clickUntil(page, '#activate:jp-lineage-panel', '#jp-lineage-panel .jp-LineageRun')
+        await clickUntil(
+          page,
+          '#activate:jp-lineage-panel',
+          '#jp-lineage-panel .jp-LineageRun'
+        )
       );
       await tab.click(); // close again
       await page.waitForSelector('#jp-lineage-panel', { state: 'hidden' });
@@ -229,11 +250,15 @@ test('panel with 10,000 runs; added start time', async ({ browser }) => {
     await box.fill('');
     await box.press('Enter');
     await page.waitForSelector('#jp-lineage-panel .jp-LineageRun');
-    const total = await page.locator('#jp-lineage-panel .jp-LineagePanel-count').textContent();
+    const total = await page
+      .locator('#jp-lineage-panel .jp-LineagePanel-count')
+      .textContent();
 
     // Scroll: 6 s of continuous scrolling (≈ 2,000 px/s), frame times from rAF.
     const scroll = await page.evaluate(async () => {
-      const list = document.querySelector('#jp-lineage-panel .jp-LineageVirtualList') as HTMLElement;
+      const list = document.querySelector(
+        '#jp-lineage-panel .jp-LineageVirtualList'
+      ) as HTMLElement;
       const frames: number[] = [];
       let last = performance.now();
       const t0 = last;
@@ -253,11 +278,20 @@ test('panel with 10,000 runs; added start time', async ({ browser }) => {
       const rows = list.querySelectorAll('.jp-LineageRun').length;
       return { frames, scrollTop: list.scrollTop, rowsInDom: rows };
     });
-    const loaded = await page.locator('#jp-lineage-panel .jp-LineagePanel-count').textContent();
+    const loaded = await page
+      .locator('#jp-lineage-panel .jp-LineagePanel-count')
+      .textContent();
     const frames = scroll.frames.slice(1);
     results.panel = {
-      open_ms: { median: r1(median(open)), max: r1(Math.max(...open)), all: open.map(r1) },
-      reload_first_page_ms: { median: r1(median(reload)), max: r1(Math.max(...reload)) },
+      open_ms: {
+        median: r1(median(open)),
+        max: r1(Math.max(...open)),
+        all: open.map(r1)
+      },
+      reload_first_page_ms: {
+        median: r1(median(reload)),
+        max: r1(Math.max(...reload))
+      },
       search_ms: { median: r1(median(search)), max: r1(Math.max(...search)) },
       total_label: total,
       scroll: {
@@ -278,14 +312,18 @@ test('panel with 10,000 runs; added start time', async ({ browser }) => {
     const startTime = async (): Promise<number> => {
       const p = await context.newPage();
       await p.goto(`${BASE}/lab?reset`);
-      await p.waitForFunction(() => !!(window as any).jupyterapp, null, { polling: 10 });
+      await p.waitForFunction(() => !!(window as any).jupyterapp, null, {
+        polling: 10
+      });
       const t = await p.evaluate(async () => {
         await (window as any).jupyterapp.restored;
         const now = performance.now();
         // What of the start was spent fetching the extension's own files.
-        const own = (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).filter(
-          e => e.name.includes('/lab/extensions/jupyter-lineage/')
-        );
+        const own = (
+          performance.getEntriesByType(
+            'resource'
+          ) as PerformanceResourceTiming[]
+        ).filter(e => e.name.includes('/lab/extensions/jupyter-lineage/'));
         return {
           now,
           ownMs: own.reduce((a, e) => a + e.duration, 0),
@@ -300,7 +338,10 @@ test('panel with 10,000 runs; added start time', async ({ browser }) => {
       return t.now;
     };
     const toggle = (how: 'enable' | 'disable') =>
-      execFileSync(jupyter, ['labextension', how, 'jupyter-lineage'], { env, stdio: 'ignore' });
+      execFileSync(jupyter, ['labextension', how, 'jupyter-lineage'], {
+        env,
+        stdio: 'ignore'
+      });
     const withExt: number[] = [];
     const withoutExt: number[] = [];
     await startTime(); // warm caches once

@@ -67,16 +67,22 @@ export async function waitForKernelIdle(
   timeout = 60000
 ): Promise<void> {
   await page
-    .locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status="idle"]')
+    .locator(
+      '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status="idle"]'
+    )
     .first()
     .waitFor({ timeout });
 }
 
 /** Open the Run history panel (its tab in the right sidebar). */
-export async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
+export async function openPanel(
+  page: IJupyterLabPageFixture
+): Promise<Locator> {
   const panel = page.locator('#jp-lineage-panel');
   if (!(await panel.isVisible())) {
-    await page.locator('.jp-SideBar.jp-mod-right li[data-id="jp-lineage-panel"]').click();
+    await page
+      .locator('.jp-SideBar.jp-mod-right li[data-id="jp-lineage-panel"]')
+      .click();
   }
   await panel.waitFor({ state: 'visible' });
   return panel;

@@ -37,7 +37,9 @@ async function screenshots(
     await page.locator(`.lm-TabBar-tab:has-text("Run [3]")`).first().click();
     await run.screenshot({ path: artifact(`run-view-${theme}.png`) });
   }
-  const diff = page.locator('.jp-LineageMain:has(.jp-LineageCompareView)').first();
+  const diff = page
+    .locator('.jp-LineageMain:has(.jp-LineageCompareView)')
+    .first();
   if (await diff.count()) {
     await page.locator('.lm-TabBar-tab:has-text("↔")').first().click();
     await diff.screenshot({ path: artifact(`diff-${theme}.png`) });
@@ -49,7 +51,11 @@ test('run history: live list, run view, compare, restore, indicators', async ({
   tmpPath
 }) => {
   const path = `${tmpPath}/${NAME}`;
-  await page.contents.uploadContent(notebook(LINEAGE_KERNEL, CELLS), 'text', path);
+  await page.contents.uploadContent(
+    notebook(LINEAGE_KERNEL, CELLS),
+    'text',
+    path
+  );
   await page.notebook.openByPath(path);
   await page.notebook.activate(NAME);
   await waitForKernelIdle(page);
@@ -71,21 +77,28 @@ test('run history: live list, run view, compare, restore, indicators', async ({
     await expect(rows.first()).toContainText('x = 2');
     await expect(rows.first()).toContainText('cell 4');
     await expect(panel.locator('.jp-LineageRun.jp-mod-error')).toHaveCount(1);
-    await expect(panel.locator('.jp-LineageRun.jp-mod-error')).toContainText('1/0');
+    await expect(panel.locator('.jp-LineageRun.jp-mod-error')).toContainText(
+      '1/0'
+    );
   });
 
   await test.step('the cell indicator counts runs', async () => {
     const indicator = (i: number) =>
-      page.locator('.jp-Notebook .jp-Cell').nth(i).locator('.jp-LineageCellIndicator');
+      page
+        .locator('.jp-Notebook .jp-Cell')
+        .nth(i)
+        .locator('.jp-LineageCellIndicator');
     await expect(indicator(3)).toContainText('2 runs');
     await expect(indicator(0)).toContainText('1 run');
     // Clicking it filters the panel to that cell.
     await indicator(3).click();
-    await expect(panel.locator('.jp-LineageSegmented [aria-checked="true"]')).toHaveText(
-      'Active cell'
-    );
+    await expect(
+      panel.locator('.jp-LineageSegmented [aria-checked="true"]')
+    ).toHaveText('Active cell');
     await expect(rows).toHaveCount(2);
-    await panel.locator('.jp-LineageSegmented button', { hasText: 'All cells' }).click();
+    await panel
+      .locator('.jp-LineageSegmented button', { hasText: 'All cells' })
+      .click();
     await expect(rows).toHaveCount(5);
   });
 
@@ -105,7 +118,9 @@ test('run history: live list, run view, compare, restore, indicators', async ({
     await panel.locator('.jp-LineageRun[data-cell-id="c-png"]').click();
     const view = page.locator('.jp-LineageRunView');
     await expect(view.locator('.jp-RenderedImage img')).toBeVisible();
-    await expect(view.locator('.jp-LineageCode .cm-content')).toContainText('zlib');
+    await expect(view.locator('.jp-LineageCode .cm-content')).toContainText(
+      'zlib'
+    );
     // The image is the one the notebook shows.
     const src = await view.locator('.jp-RenderedImage img').getAttribute('src');
     expect(src).toMatch(/^data:image\/png;base64,iVBORw0KGgo/);
@@ -114,22 +129,32 @@ test('run history: live list, run view, compare, restore, indicators', async ({
   await test.step('an error run shows its traceback', async () => {
     await panel.locator('.jp-LineageRun[data-cell-id="c-error"]').click();
     const view = page.locator('.jp-LineageRunView').last();
-    await expect(view.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')).toContainText(
-      'ZeroDivisionError'
-    );
+    await expect(
+      view.locator(
+        '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'
+      )
+    ).toContainText('ZeroDivisionError');
   });
 
   await test.step('compare with the previous run shows the edited line', async () => {
     const newest = panel.locator('.jp-LineageRun').first();
     await newest.hover();
-    await newest.locator('button[aria-label="Compare with previous run"]').click();
+    await newest
+      .locator('button[aria-label="Compare with previous run"]')
+      .click();
     const merge = page.locator('.jp-LineageCompareView .jp-LineageMerge');
-    await expect(merge.locator('.cm-merge-a .cm-changedLine')).toContainText('x = 1');
-    await expect(merge.locator('.cm-merge-b .cm-changedLine')).toContainText('x = 2');
-    await expect(page.locator('.jp-LineageCompareView .jp-LineageUnified')).toContainText(
-      '+value 2'
+    await expect(merge.locator('.cm-merge-a .cm-changedLine')).toContainText(
+      'x = 1'
     );
-    await expect(page.locator('.jp-LineageCompareView .jp-LineageSide')).toHaveCount(2);
+    await expect(merge.locator('.cm-merge-b .cm-changedLine')).toContainText(
+      'x = 2'
+    );
+    await expect(
+      page.locator('.jp-LineageCompareView .jp-LineageUnified')
+    ).toContainText('+value 2');
+    await expect(
+      page.locator('.jp-LineageCompareView .jp-LineageSide')
+    ).toHaveCount(2);
   });
 
   await test.step('light theme screenshots', async () => {
@@ -141,12 +166,15 @@ test('run history: live list, run view, compare, restore, indicators', async ({
     await expect(older).toContainText('x = 1');
     await older.hover();
     await older.locator('button[aria-label="Restore code"]').click();
-    await expect.poll(() => cellSource(page, 3)).toBe('x = 1\nprint("value", x)');
+    await expect
+      .poll(() => cellSource(page, 3))
+      .toBe('x = 1\nprint("value", x)');
     // Ctrl+Z in the cell takes the restore back.
-    const editor = page.locator('.jp-Notebook .jp-Cell').nth(3).locator('.cm-content');
-    await editor.click();
+    await page.notebook.enterCellEditingMode(3);
     await page.keyboard.press('Control+z');
-    await expect.poll(() => cellSource(page, 3)).toBe('x = 2\nprint("value", x)');
+    await expect
+      .poll(() => cellSource(page, 3))
+      .toBe('x = 2\nprint("value", x)');
   });
 
   await test.step('dark theme screenshots', async () => {
@@ -177,10 +205,13 @@ test('a plain python3 kernel: the panel explains and offers to switch', async ({
   await panel.screenshot({ path: artifact('not-lineage-light.png') });
 
   await button.click();
-  await expect(panel.locator('.jp-LineageNotLineage')).toHaveCount(0, { timeout: 60000 });
-  await expect(panel.locator('.jp-LineageVirtualList')).toBeVisible({ timeout: 60000 });
+  await expect(panel.locator('.jp-LineageNotLineage')).toHaveCount(0, {
+    timeout: 60000
+  });
+  await expect(panel.locator('.jp-LineageVirtualList')).toBeVisible({
+    timeout: 60000
+  });
   await waitForKernelIdle(page);
   await page.notebook.runCell(0);
   await expect(panel.locator('.jp-LineageRun')).toHaveCount(1);
 });
-

@@ -5,15 +5,10 @@
 import React from 'react';
 import {
   Button,
-  caretDownEmptyThinIcon,
-  checkIcon,
   closeIcon,
-  errorIcon,
   historyIcon,
   refreshIcon,
-  runningIcon,
   searchIcon,
-  stopIcon,
   undoIcon
 } from '@jupyterlab/ui-components';
 import {
@@ -26,9 +21,9 @@ import {
   formatWhen,
   statusLabel
 } from '../format';
-import { HistoryModel } from '../model';
 import { PanelState } from '../panelstate';
-import { IHistoryItem } from '../tokens';
+import { IHistoryItem, IHistoryModel } from '../tokens';
+import { StatusIcon } from './StatusIcon';
 import { VirtualList } from './VirtualList';
 
 /** Row height in px; the list is virtualised on it. */
@@ -43,30 +38,6 @@ export interface IPanelActions {
   switchKernel(): void;
   /** Put the keyboard focus back into the notebook. */
   focusNotebook(): void;
-}
-
-export function StatusIcon(props: { status: string }): JSX.Element {
-  const { status } = props;
-  const Icon =
-    status === 'ok'
-      ? checkIcon
-      : status === 'error' || status === 'died'
-        ? errorIcon
-        : status === 'running'
-          ? runningIcon
-          : status === 'interrupted' || status === 'aborted'
-            ? stopIcon
-            : caretDownEmptyThinIcon;
-  return (
-    <span
-      className={`jp-LineageStatus jp-LineageStatus-${status}`}
-      title={statusLabel(status)}
-      aria-label={statusLabel(status)}
-      role="img"
-    >
-      <Icon.react tag="span" width="14px" height="14px" />
-    </span>
-  );
 }
 
 /** The one-line resource summary of a run. */
@@ -96,7 +67,7 @@ export function runMeta(
 function RunRow(props: {
   item: IHistoryItem;
   index: number;
-  model: HistoryModel;
+  model: IHistoryModel;
   state: PanelState;
   actions: IPanelActions;
   now: number;
@@ -191,7 +162,7 @@ function RunRow(props: {
 }
 
 function Banner(props: {
-  model: HistoryModel;
+  model: IHistoryModel;
   actions: IPanelActions;
 }): JSX.Element | null {
   const { model, actions } = props;
@@ -468,7 +439,9 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
                       (
                         (e.target as HTMLElement)
                           .closest('.jp-LineagePanel-content')
-                          ?.querySelector('.jp-LineageVirtualList') as HTMLElement
+                          ?.querySelector(
+                            '.jp-LineageVirtualList'
+                          ) as HTMLElement
                       )?.focus();
                     } else if (e.key === 'Escape' && query) {
                       e.stopPropagation();
@@ -518,7 +491,9 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
                     : model.loading
                       ? 'Loading…'
                       : items.length === 0
-                        ? state.search || state.errorsOnly || state.scope === 'cell'
+                        ? state.search ||
+                          state.errorsOnly ||
+                          state.scope === 'cell'
                           ? 'No runs match.'
                           : 'No runs yet. Run a cell and it shows up here.'
                         : model.hasMore
@@ -529,7 +504,9 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
             />
           ) : null}
           <div className="jp-LineagePanel-footer">
-            <span className="jp-LineagePanel-count">{ready ? countText : ''}</span>
+            <span className="jp-LineagePanel-count">
+              {ready ? countText : ''}
+            </span>
             {state.marked.length > 0 ? (
               <>
                 <span className="jp-LineagePanel-marked">

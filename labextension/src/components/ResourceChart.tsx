@@ -61,14 +61,18 @@ export function ResourceChart(props: {
   if (all.length === 0) {
     return (
       <div className="jp-LineageChart jp-mod-empty">
-        No resource samples were recorded for this run (it was shorter than
-        the sampling interval).
+        No resource samples were recorded for this run (it was shorter than the
+        sampling interval).
       </div>
     );
   }
   const tMax = Math.max(1, ...props.samples.map(s => s.t_ms));
   return (
-    <div className="jp-LineageChart" role="group" aria-label="Resources over time">
+    <div
+      className="jp-LineageChart"
+      role="group"
+      aria-label="Resources over time"
+    >
       {all.map(s => {
         const vMax = Math.max(...s.points.map(p => p.v));
         const vMin = Math.min(...s.points.map(p => p.v));
@@ -85,7 +89,10 @@ export function ResourceChart(props: {
               ]
             : s.points;
         return (
-          <div key={s.key} className={`jp-LineageChart-strip jp-LineageChart-${s.key}`}>
+          <div
+            key={s.key}
+            className={`jp-LineageChart-strip jp-LineageChart-${s.key}`}
+          >
             <div className="jp-LineageChart-label">
               <span>{s.label}</span>
               <span className="jp-LineageChart-range">
@@ -103,7 +110,14 @@ export function ResourceChart(props: {
             >
               <polyline
                 className="jp-LineageChart-line"
-                points={polylinePoints(pts, WIDTH, HEIGHT, tMax, lo - pad, vMax + pad)}
+                points={polylinePoints(
+                  pts,
+                  WIDTH,
+                  HEIGHT,
+                  tMax,
+                  lo - pad,
+                  vMax + pad
+                )}
                 fill="none"
                 vectorEffect="non-scaling-stroke"
               />

@@ -9,8 +9,7 @@ import { CellList, NotebookPanel } from '@jupyterlab/notebook';
 import { IDisposable } from '@lumino/disposable';
 import { PanelLayout, Widget } from '@lumino/widgets';
 import { formatBytes, formatDuration } from '../format';
-import { HistoryModel } from '../model';
-import { ICellSummary } from '../tokens';
+import { ICellSummary, IHistoryModel } from '../tokens';
 
 export const INDICATOR_CLASS = 'jp-LineageCellIndicator';
 
@@ -89,7 +88,7 @@ class Indicator extends Widget {
 export class NotebookIndicators implements IDisposable {
   constructor(
     readonly panel: NotebookPanel,
-    readonly model: HistoryModel,
+    readonly model: IHistoryModel,
     private readonly _onClick: (cellId: string) => void
   ) {
     model.cellsChanged.connect(this._schedule, this);

@@ -9,9 +9,8 @@ import { EditorState, Extension } from '@codemirror/state';
 import { EditorView, lineNumbers } from '@codemirror/view';
 import { IEditorLanguageRegistry, jupyterTheme } from '@jupyterlab/codemirror';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { ReactWidget } from '@jupyterlab/ui-components';
 import { Panel, Widget } from '@lumino/widgets';
-import { StatusIcon } from '../components/HistoryPanel';
+import { StatusIcon } from '../components/StatusIcon';
 import {
   formatBytes,
   formatCellPosition,
@@ -20,9 +19,14 @@ import {
   formatExecutionCount,
   formatTimestamp
 } from '../format';
-import { errorText, HistoryModel } from '../model';
-import { IDiff, IExecution, IHistoryItem } from '../tokens';
-import { IViewActions, section, storedOutputArea } from './RunView';
+import { IDiff, IExecution, IHistoryItem, IHistoryModel } from '../tokens';
+import {
+  IViewActions,
+  LoadingView,
+  ReactPart,
+  section,
+  storedOutputArea
+} from './parts';
 
 /** A CodeMirror merge view (read-only) in a Lumino widget. */
 export class MergeWidget extends Widget {
@@ -82,7 +86,7 @@ function DeltaRow(props: {
   );
 }
 
-function RunLabel(props: { item: IHistoryItem; model: HistoryModel }) {
+function RunLabel(props: { item: IHistoryItem; model: IHistoryModel }) {
   const { item, model } = props;
   return (
     <span className="jp-LineageCompare-run">
@@ -98,7 +102,7 @@ function CompareHeader(props: {
   diff: IDiff;
   a: IExecution;
   b: IExecution;
-  model: HistoryModel;
+  model: IHistoryModel;
   actions: IViewActions;
 }): JSX.Element {
   const { diff, a, b, model } = props;
@@ -137,8 +141,20 @@ function CompareHeader(props: {
           </tr>
         </thead>
         <tbody>
-          <DeltaRow label="Duration" a={a.wall_ms} b={b.wall_ms} delta={r.wall_ms} kind="ms" />
-          <DeltaRow label="CPU time" a={a.cpu_ms} b={b.cpu_ms} delta={r.cpu_ms} kind="ms" />
+          <DeltaRow
+            label="Duration"
+            a={a.wall_ms}
+            b={b.wall_ms}
+            delta={r.wall_ms}
+            kind="ms"
+          />
+          <DeltaRow
+            label="CPU time"
+            a={a.cpu_ms}
+            b={b.cpu_ms}
+            delta={r.cpu_ms}
+            kind="ms"
+          />
           <DeltaRow
             label="Peak memory"
             a={a.peak_rss}
@@ -174,15 +190,16 @@ function UnifiedDiff(props: { text: string }) {
   return (
     <pre className="jp-LineageUnified">
       {lines.map((l, i) => {
-        const cls = l.startsWith('+++') || l.startsWith('---')
-          ? 'jp-mod-file'
-          : l.startsWith('@@')
-            ? 'jp-mod-hunk'
-            : l.startsWith('+')
-              ? 'jp-mod-added'
-              : l.startsWith('-')
-                ? 'jp-mod-removed'
-                : '';
+        const cls =
+          l.startsWith('+++') || l.startsWith('---')
+            ? 'jp-mod-file'
+            : l.startsWith('@@')
+              ? 'jp-mod-hunk'
+              : l.startsWith('+')
+                ? 'jp-mod-added'
+                : l.startsWith('-')
+                  ? 'jp-mod-removed'
+                  : '';
         return (
           <div key={i} className={cls}>
             {l || ' '}
@@ -204,7 +221,9 @@ function OutputDiffs(props: { diff: IDiff }): JSX.Element {
         <div key={o.position} className="jp-LineageOutputDiff">
           <div className="jp-LineageOutputDiff-title">
             Output {o.position + 1}:{' '}
-            <span className={`jp-LineageBadge jp-mod-${o.status}`}>{o.status}</span>{' '}
+            <span className={`jp-LineageBadge jp-mod-${o.status}`}>
+              {o.status}
+            </span>{' '}
             {o.output_type_a ?? '—'} → {o.output_type_b ?? '—'}
           </div>
           {o.mimes
@@ -213,7 +232,9 @@ function OutputDiffs(props: { diff: IDiff }): JSX.Element {
               <div key={m.mime} className="jp-LineageOutputDiff-mime">
                 <div>
                   <code>{m.mime}</code>{' '}
-                  <span className={`jp-LineageBadge jp-mod-${m.status}`}>{m.status}</span>
+                  <span className={`jp-LineageBadge jp-mod-${m.status}`}>
+                    {m.status}
+                  </span>
                 </div>
                 {m.unified ? <UnifiedDiff text={m.unified} /> : null}
               </div>
@@ -224,31 +245,17 @@ function OutputDiffs(props: { diff: IDiff }): JSX.Element {
   );
 }
 
-class ReactPart extends ReactWidget {
-  constructor(private readonly _render: () => JSX.Element) {
-    super();
-  }
-  protected render(): JSX.Element {
-    return this._render();
-  }
-}
-
-export class CompareView extends Panel {
+export class CompareView extends LoadingView {
   constructor(options: CompareView.IOptions) {
-    super();
-    this.addClass('jp-LineageCompareView');
-    this.id = `jp-lineage-compare-${options.a}-${options.b}-${Private.nextId++}`;
-    this.title.label = `Compare #${options.a} ↔ #${options.b}`;
-    this.title.closable = true;
+    super({
+      className: 'jp-LineageCompareView',
+      idPrefix: `jp-lineage-compare-${options.a}-${options.b}`,
+      label: `Compare #${options.a} ↔ #${options.b}`,
+      loadingText: 'Comparing runs…'
+    });
     this._options = options;
-    const loading = new Widget();
-    loading.node.textContent = 'Comparing runs…';
-    loading.addClass('jp-LineageBanner');
-    this.addWidget(loading);
-    void this._load(loading);
+    this.start(() => this._build(), 'Could not compare runs');
   }
-
-  readonly ready: Promise<void> = new Promise(r => (this._resolveReady = r));
 
   private async _language(): Promise<Extension[]> {
     const { languages, mimeType } = this._options;
@@ -264,64 +271,61 @@ export class CompareView extends Panel {
     }
   }
 
-  private async _load(loading: Widget): Promise<void> {
+  private async _build(): Promise<void> {
     const { model, a, b, rendermime, actions } = this._options;
-    try {
-      const [diff, ea, eb, lang] = await Promise.all([
-        model.diff(a, b),
-        model.execution(a),
-        model.execution(b),
-        this._language()
-      ]);
-      if (this.isDisposed) {
-        return;
-      }
-      loading.dispose();
-      const name = model.label.split('/').pop() ?? '';
-      this.title.label = `${formatExecutionCount(ea.execution_count)} ↔ ${formatExecutionCount(
-        eb.execution_count
-      )} · ${name}`;
-      this.addWidget(
-        new ReactPart(() => (
-          <CompareHeader diff={diff} a={ea} b={eb} model={model} actions={actions} />
-        ))
-      );
-      this.addWidget(section('Code'));
-      this.addWidget(new MergeWidget(ea.code ?? '', eb.code ?? '', lang));
-      this.addWidget(section('Output differences'));
-      this.addWidget(new ReactPart(() => <OutputDiffs diff={diff} />));
-      this.addWidget(section('Outputs side by side'));
-      const sides = new Panel();
-      sides.addClass('jp-LineageSides');
-      for (const [label, exec] of [
-        ['A', ea],
-        ['B', eb]
-      ] as const) {
-        const col = new Panel();
-        col.addClass('jp-LineageSide');
-        const head = new Widget();
-        head.addClass('jp-LineageSide-title');
-        head.node.textContent = `${label} ${formatExecutionCount(exec.execution_count)}`;
-        col.addWidget(head);
-        col.addWidget(storedOutputArea(rendermime, exec.outputs));
-        sides.addWidget(col);
-      }
-      this.addWidget(sides);
-    } catch (err) {
-      loading.node.textContent = `Could not compare runs: ${errorText(err)}`;
-      loading.addClass('jp-mod-error');
-    } finally {
-      this._resolveReady();
+    const [diff, ea, eb, lang] = await Promise.all([
+      model.diff(a, b),
+      model.execution(a),
+      model.execution(b),
+      this._language()
+    ]);
+    if (this.isDisposed) {
+      return;
     }
+    const name = model.label.split('/').pop() ?? '';
+    this.title.label = `${formatExecutionCount(ea.execution_count)} ↔ ${formatExecutionCount(
+      eb.execution_count
+    )} · ${name}`;
+    this.addWidget(
+      new ReactPart(() => (
+        <CompareHeader
+          diff={diff}
+          a={ea}
+          b={eb}
+          model={model}
+          actions={actions}
+        />
+      ))
+    );
+    this.addWidget(section('Code'));
+    this.addWidget(new MergeWidget(ea.code ?? '', eb.code ?? '', lang));
+    this.addWidget(section('Output differences'));
+    this.addWidget(new ReactPart(() => <OutputDiffs diff={diff} />));
+    this.addWidget(section('Outputs side by side'));
+    const sides = new Panel();
+    sides.addClass('jp-LineageSides');
+    for (const [label, exec] of [
+      ['A', ea],
+      ['B', eb]
+    ] as const) {
+      const col = new Panel();
+      col.addClass('jp-LineageSide');
+      const head = new Widget();
+      head.addClass('jp-LineageSide-title');
+      head.node.textContent = `${label} ${formatExecutionCount(exec.execution_count)}`;
+      col.addWidget(head);
+      col.addWidget(storedOutputArea(rendermime, exec.outputs));
+      sides.addWidget(col);
+    }
+    this.addWidget(sides);
   }
 
   private _options: CompareView.IOptions;
-  private _resolveReady!: () => void;
 }
 
 export namespace CompareView {
   export interface IOptions {
-    model: HistoryModel;
+    model: IHistoryModel;
     /** The older run (left). */
     a: number;
     /** The newer run (right). */
@@ -331,8 +335,4 @@ export namespace CompareView {
     mimeType: string;
     actions: IViewActions;
   }
-}
-
-namespace Private {
-  export let nextId = 0;
 }

@@ -5,14 +5,12 @@
  * (tracebacks included), and a chart of its resources.
  */
 import React from 'react';
-import { CodeEditor, CodeEditorWrapper, IEditorServices } from '@jupyterlab/codeeditor';
-import { OutputArea, OutputAreaModel } from '@jupyterlab/outputarea';
+import { IEditorServices } from '@jupyterlab/codeeditor';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import * as nbformat from '@jupyterlab/nbformat';
-import { Button, ReactWidget } from '@jupyterlab/ui-components';
-import { Panel, Widget } from '@lumino/widgets';
-import { StatusIcon } from '../components/HistoryPanel';
+import { Button } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 import { ResourceChart } from '../components/ResourceChart';
+import { StatusIcon } from '../components/StatusIcon';
 import {
   formatBytes,
   formatCellPosition,
@@ -22,52 +20,15 @@ import {
   formatTimestamp,
   statusLabel
 } from '../format';
-import { errorText, HistoryModel } from '../model';
-import { IExecution, IHistoryItem, IStoredOutput } from '../tokens';
-
-/** What the run and compare views' buttons do. */
-export interface IViewActions {
-  restore(model: HistoryModel, item: IHistoryItem): void;
-  compareWithPrevious(model: HistoryModel, item: IHistoryItem): void;
-  goToCell(model: HistoryModel, cellId: string): void;
-}
-
-/** Build a read-only editor showing `code` with the given MIME type. */
-export function readOnlyEditor(
-  editorServices: IEditorServices,
-  code: string,
-  mimeType: string
-): CodeEditorWrapper {
-  const model = new CodeEditor.Model({ mimeType });
-  model.sharedModel.setSource(code);
-  const editor = new CodeEditorWrapper({
-    factory: editorServices.factoryService.newInlineEditor,
-    model,
-    editorOptions: {
-      config: { readOnly: true, lineNumbers: true, lineWrap: false }
-    }
-  });
-  editor.addClass('jp-LineageCode');
-  editor.disposed.connect(() => model.dispose());
-  return editor;
-}
-
-/**
- * An output area holding stored outputs. Past outputs are rendered
- * untrusted: HTML is sanitised and scripts do not run, as for a notebook
- * opened from disk that the user has not trusted.
- */
-export function storedOutputArea(
-  rendermime: IRenderMimeRegistry,
-  outputs: readonly IStoredOutput[]
-): OutputArea {
-  const model = new OutputAreaModel({ trusted: false });
-  model.fromJSON(outputs.map(o => o.output as unknown as nbformat.IOutput));
-  const area = new OutputArea({ model, rendermime });
-  area.addClass('jp-LineageOutputs');
-  area.disposed.connect(() => model.dispose());
-  return area;
-}
+import { IExecution, IHistoryModel } from '../tokens';
+import {
+  IViewActions,
+  LoadingView,
+  ReactPart,
+  readOnlyEditor,
+  section,
+  storedOutputArea
+} from './parts';
 
 function Stat(props: { label: string; value: string; title?: string }) {
   return (
@@ -80,7 +41,7 @@ function Stat(props: { label: string; value: string; title?: string }) {
 
 function RunHeader(props: {
   exec: IExecution;
-  model: HistoryModel;
+  model: IHistoryModel;
   actions: IViewActions;
   showChart: boolean;
 }): JSX.Element {
@@ -159,83 +120,62 @@ function RunHeader(props: {
   );
 }
 
-/** A header rendered with React (the rest of the view is Lumino). */
-class HeaderWidget extends ReactWidget {
-  constructor(private readonly _render: () => JSX.Element) {
-    super();
-  }
-  protected render(): JSX.Element {
-    return this._render();
-  }
-}
-
-export class RunView extends Panel {
+export class RunView extends LoadingView {
   constructor(options: RunView.IOptions) {
-    super();
-    this.addClass('jp-LineageRunView');
-    this.id = `jp-lineage-run-${options.executionId}-${Private.nextId++}`;
-    this.title.label = `Run #${options.executionId}`;
-    this.title.closable = true;
+    super({
+      className: 'jp-LineageRunView',
+      idPrefix: `jp-lineage-run-${options.executionId}`,
+      label: `Run #${options.executionId}`,
+      loadingText: 'Loading run…'
+    });
     this._options = options;
-    const loading = new Widget();
-    loading.node.textContent = 'Loading run…';
-    loading.addClass('jp-LineageBanner');
-    this.addWidget(loading);
-    void this._load(loading);
+    this.start(
+      () => this._build(),
+      `Could not load run #${options.executionId}`
+    );
   }
 
-  readonly ready: Promise<void> = new Promise(r => (this._resolveReady = r));
-
-  private async _load(loading: Widget): Promise<void> {
+  private async _build(): Promise<void> {
     const { model, executionId, editorServices, rendermime, actions } =
       this._options;
-    try {
-      const exec = await model.execution(executionId);
-      if (this.isDisposed) {
-        return;
-      }
-      loading.dispose();
-      const name = model.label.split('/').pop() ?? '';
-      this.title.label = `Run ${formatExecutionCount(exec.execution_count)} · ${name}`;
-      this.title.caption = `${model.label}\n${formatTimestamp(exec.started_ms)}`;
-      this.addWidget(
-        new HeaderWidget(() => (
-          <RunHeader
-            exec={exec}
-            model={model}
-            actions={actions}
-            showChart={this._options.showChart}
-          />
-        ))
-      );
-      this.addWidget(section('Code'));
-      this.addWidget(
-        readOnlyEditor(editorServices, exec.code ?? '', this._options.mimeType)
-      );
-      this.addWidget(section(`Outputs (${exec.outputs.length})`));
-      if (exec.outputs.length === 0) {
-        const none = new Widget();
-        none.node.textContent = 'This run produced no output.';
-        none.addClass('jp-LineageNone');
-        this.addWidget(none);
-      } else {
-        this.addWidget(storedOutputArea(rendermime, exec.outputs));
-      }
-    } catch (err) {
-      loading.node.textContent = `Could not load run #${executionId}: ${errorText(err)}`;
-      loading.addClass('jp-mod-error');
-    } finally {
-      this._resolveReady();
+    const exec = await model.execution(executionId);
+    if (this.isDisposed) {
+      return;
+    }
+    const name = model.label.split('/').pop() ?? '';
+    this.title.label = `Run ${formatExecutionCount(exec.execution_count)} · ${name}`;
+    this.title.caption = `${model.label}\n${formatTimestamp(exec.started_ms)}`;
+    this.addWidget(
+      new ReactPart(() => (
+        <RunHeader
+          exec={exec}
+          model={model}
+          actions={actions}
+          showChart={this._options.showChart}
+        />
+      ))
+    );
+    this.addWidget(section('Code'));
+    this.addWidget(
+      readOnlyEditor(editorServices, exec.code ?? '', this._options.mimeType)
+    );
+    this.addWidget(section(`Outputs (${exec.outputs.length})`));
+    if (exec.outputs.length === 0) {
+      const none = new Widget();
+      none.node.textContent = 'This run produced no output.';
+      none.addClass('jp-LineageNone');
+      this.addWidget(none);
+    } else {
+      this.addWidget(storedOutputArea(rendermime, exec.outputs));
     }
   }
 
   private _options: RunView.IOptions;
-  private _resolveReady!: () => void;
 }
 
 export namespace RunView {
   export interface IOptions {
-    model: HistoryModel;
+    model: IHistoryModel;
     executionId: number;
     editorServices: IEditorServices;
     rendermime: IRenderMimeRegistry;
@@ -244,16 +184,4 @@ export namespace RunView {
     actions: IViewActions;
     showChart: boolean;
   }
-}
-
-/** A section heading inside a view. */
-export function section(text: string): Widget {
-  const w = new Widget();
-  w.addClass('jp-LineageSection');
-  w.node.textContent = text;
-  return w;
-}
-
-namespace Private {
-  export let nextId = 0;
 }
