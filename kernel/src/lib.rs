@@ -8,6 +8,7 @@ pub mod child;
 pub mod cli;
 pub mod client_iopub;
 pub mod connection_file;
+pub mod guard;
 pub mod history;
 pub mod install;
 pub mod kernel_dealer;
