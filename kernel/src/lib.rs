@@ -6,8 +6,8 @@
 
 pub mod child;
 pub mod cli;
+pub mod config;
 pub mod connection_file;
-pub mod history;
 pub mod install;
 pub mod logging;
 pub mod memory;
