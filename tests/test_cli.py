@@ -1,4 +1,4 @@
-"""The history CLI end to end (issue 4, "What it must show" 3 and 4): cells
+"""The history CLI end to end: cells
 run through the real proxy and a real ipykernel with jupyter_client, then
 `jupyter-lineage log | show | diff | export | stats | prune | doctor` read
 the recorded database the way a user at a shell would. `--json` output is
@@ -223,8 +223,8 @@ def test_diff_of_an_edited_cell(recorded):
 
 
 def test_export_py_reproduces_the_last_output(recorded, tmp_path):
-    """Issue 4, point 4: the exported script, run with python, prints what
-    the recorded last output shows — although the cells ran out of order."""
+    """The exported script, run with python, prints what the recorded last
+    output shows, although the cells ran out of order."""
     db, ids = str(recorded["db"]), recorded["ids"]
     script = tmp_path / "repro.py"
     ok("export", "--db", db, "--format", "py", "--upto", str(ids[-1]), "-o", str(script))
@@ -297,6 +297,26 @@ def test_doctor_json(recorded, lineage_prefix):
         assert doc["nvml"]["detail"].startswith("not available: ")
     assert doc["env"]["JUPYTER_LINEAGE_DIR"] == str(recorded["dir"])
     assert "NVML" in ok("doctor", env=env)
+
+
+def test_doctor_prints_the_whole_configuration(recorded):
+    """doctor lists every setting, defaults included, and says when
+    redaction or recording is off."""
+    env = tool_env(JUPYTER_LINEAGE_DIR=str(recorded["dir"]), JUPYTER_LINEAGE_REDACT="off")
+    env.pop("JUPYTER_LINEAGE", None)
+    doc = ok_json("doctor", env=env)
+    settings = {s["var"]: s for s in doc["config"]}
+    for var in ("JUPYTER_LINEAGE", "JUPYTER_LINEAGE_DIR", "JUPYTER_LINEAGE_LOG",
+                "JUPYTER_LINEAGE_SAMPLE_MS", "JUPYTER_LINEAGE_MAX_OUTPUT",
+                "JUPYTER_LINEAGE_REDACT"):
+        assert var in settings, var
+    assert settings["JUPYTER_LINEAGE_REDACT"]["value"] == "off"
+    assert settings["JUPYTER_LINEAGE"] == {"var": "JUPYTER_LINEAGE", "value": "on", "raw": None}
+    assert settings["JUPYTER_LINEAGE_SAMPLE_MS"]["value"] == "100 ms"
+    text = ok("doctor", env=env)
+    redact = next(line for line in text.splitlines() if "JUPYTER_LINEAGE_REDACT" in line)
+    assert redact.split() == ["JUPYTER_LINEAGE_REDACT", "off"]
+    assert "JUPYTER_LINEAGE_SAMPLE_MS" in text and "(default)" in text
 
 
 def test_database_found_like_the_kernel_finds_it(recorded, tmp_path):

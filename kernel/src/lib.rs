@@ -7,9 +7,9 @@
 pub mod child;
 pub mod cli;
 pub mod client_iopub;
+pub mod config;
 pub mod connection_file;
 pub mod guard;
-pub mod history;
 pub mod install;
 pub mod kernel_dealer;
 pub mod kernel_iopub;

@@ -67,14 +67,10 @@ pub fn locate(
     }
 }
 
-/// [`locate`] with the process's working directory and environment.
+/// [`locate`] with the process's working directory and environment, for
+/// callers not handed a [`crate::config::Config`].
 pub fn from_env() -> ProjectLocation {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    locate(
-        &cwd,
-        std::env::var_os("JPY_SESSION_NAME").as_ref(),
-        std::env::var_os("JUPYTER_LINEAGE_DIR").as_ref(),
-    )
+    crate::config::Config::from_env().location()
 }
 
 /// Creates the database folder 0700 with a `.gitignore` of `*`, or tightens

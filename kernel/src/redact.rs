@@ -22,19 +22,13 @@ use serde_json::Value;
 use crate::store::{ExecutionRecord, MimeData, OutputRecord, WriteOp};
 
 /// The environment variable that turns redaction off (`off`, `0`, `false`,
-/// `no`, `disabled`).
-pub const ENV: &str = "JUPYTER_LINEAGE_REDACT";
+/// `no`, `disabled`); read with the rest of the configuration.
+pub const ENV: &str = crate::config::REDACT_VAR;
 
-/// Whether redaction is on, from `JUPYTER_LINEAGE_REDACT` (default: on).
+/// Whether redaction is on, from `JUPYTER_LINEAGE_REDACT` (default: on),
+/// for callers not handed a [`crate::config::Config`].
 pub fn enabled_from_env() -> bool {
-    enabled_value(std::env::var(ENV).ok().as_deref())
-}
-
-fn enabled_value(v: Option<&str>) -> bool {
-    !matches!(
-        v.map(|s| s.trim().to_ascii_lowercase()).as_deref(),
-        Some("off" | "0" | "false" | "no" | "disabled")
-    )
+    crate::config::Config::from_env().redact
 }
 
 /// One kind of secret: a regex and which of its groups is the secret (the
@@ -691,15 +685,6 @@ mod tests {
         e.traceback = None;
         e.outputs.clear();
         assert!(!redact_execution(&mut e));
-    }
-
-    #[test]
-    fn env_switch() {
-        assert!(enabled_value(None));
-        assert!(enabled_value(Some("on")));
-        assert!(!enabled_value(Some("off")));
-        assert!(!enabled_value(Some(" OFF ")));
-        assert!(!enabled_value(Some("0")));
     }
 
     #[test]

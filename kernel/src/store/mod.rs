@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use diff::{CodeDiff, ExecutionDiff, MimeDiff, OutputDiff, ResourceDelta};
 pub use query::{
-    CellSummary, ExecutionDetail, ExecutionSummary, ExportSequence, HistoryFilter, HistoryPage,
-    OutputView, PruneOptions, PruneReport, SampleRow, SessionSummary, Stats,
+    AgeProfile, CellSummary, ExecutionDetail, ExecutionSummary, ExportSequence, HistoryFilter,
+    HistoryPage, OutputView, PruneOptions, PruneReport, SampleRow, SessionSummary, Stats,
 };
 pub use write::{
     ExecutionRecord, MimeData, OutputRecord, OutputType, Resources, Sample, SessionEnd,
@@ -171,9 +171,16 @@ impl Store {
         Ok(())
     }
 
-    /// The raw connection, for callers with needs the query layer lacks.
-    pub fn connection(&self) -> &Connection {
+    /// The raw connection, for tests that check what the query layer
+    /// does not expose; everything else asks the store by name.
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The schema version of the file (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        self.user_version()
     }
 
     fn configure(&self, readonly: bool) -> Result<(), StoreError> {

@@ -190,6 +190,16 @@ pub struct PruneReport {
     pub bytes_after: u64,
 }
 
+/// Executions by age, for a prune's plan.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct AgeProfile {
+    /// Executions in all.
+    pub total: i64,
+    /// Those started before the cutoff (0 without one).
+    pub older: i64,
+    pub oldest_ms: Option<i64>,
+}
+
 /// The code a session executed, in order, for `export`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportSequence {
@@ -574,15 +584,7 @@ impl Store {
     ) -> Result<ExportSequence, StoreError> {
         let session_id = match (session_id, up_to) {
             (Some(s), _) => s,
-            (None, Some(e)) => self
-                .conn
-                .query_row(
-                    "SELECT session_id FROM executions WHERE id = ?1",
-                    [e],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or(StoreError::NoSuchExecution(e))?,
+            (None, Some(e)) => self.session_of(e)?.ok_or(StoreError::NoSuchExecution(e))?,
             (None, None) => self
                 .conn
                 .query_row(
@@ -610,6 +612,93 @@ impl Store {
             session,
             executions,
         })
+    }
+
+    /// Whether any execution was recorded with exactly this notebook path.
+    pub fn has_notebook(&self, path: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM executions WHERE notebook_path = ?1 LIMIT 1")?
+            .exists([path])?)
+    }
+
+    /// Every notebook path executions were recorded with.
+    pub fn notebooks(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT notebook_path FROM executions WHERE notebook_path IS NOT NULL",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Whether any execution was recorded with exactly this cell id.
+    pub fn has_cell(&self, cell_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM executions WHERE cell_id = ?1 LIMIT 1")?
+            .exists([cell_id])?)
+    }
+
+    /// Up to `limit` distinct recorded cell ids that start with `prefix`.
+    pub fn cells_starting_with(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        // GLOB with a literal prefix uses the cell_id index (LIKE would not:
+        // it is case-insensitive). Its wildcards in the prefix match
+        // themselves inside brackets.
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            match c {
+                '*' | '?' | '[' => pattern.extend(['[', c, ']']),
+                c => pattern.push(c),
+            }
+        }
+        pattern.push('*');
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT cell_id FROM executions WHERE cell_id GLOB ?1 LIMIT ?2",
+            )?
+            .query_map(params![pattern, limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The session an execution belongs to; None when there is no such execution.
+    pub fn session_of(&self, execution_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT session_id FROM executions WHERE id = ?1")?
+            .query_row([execution_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// How many executions there are, and how many started before
+    /// `cutoff_ms` (what a prune by age would remove).
+    pub fn age_profile(&self, cutoff_ms: Option<i64>) -> Result<AgeProfile, StoreError> {
+        let (total, older, oldest_ms) = self.conn.query_row(
+            "SELECT count(*), count(CASE WHEN started_ms < ?1 THEN 1 END), min(started_ms)
+               FROM executions",
+            [cutoff_ms.unwrap_or(i64::MIN)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(AgeProfile {
+            total,
+            older: if cutoff_ms.is_some() { older } else { 0 },
+            oldest_ms,
+        })
+    }
+
+    /// Executions recorded, in all.
+    pub fn execution_count(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM executions", [], |r| r.get(0))?)
     }
 
     /// Bytes the database occupies (main file plus WAL).

@@ -124,7 +124,7 @@ fn migrates_an_empty_file_and_is_private() {
     assert_eq!(store.sessions(10).unwrap().len(), 1);
     // A newer schema is refused, not clobbered.
     store
-        .connection()
+        .conn()
         .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
         .unwrap();
     drop(store);
@@ -255,7 +255,7 @@ fn identical_payloads_are_stored_once() {
             .len()
     };
     store
-        .connection()
+        .conn()
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let before = size(&store);
@@ -270,7 +270,7 @@ fn identical_payloads_are_stored_once() {
             .unwrap();
     }
     store
-        .connection()
+        .conn()
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
     let after = size(&store);
@@ -314,7 +314,7 @@ fn two_connections_write_concurrently() {
     assert_eq!(stats.sessions, 2);
     // prev_execution_id chains stay within a session.
     let broken: i64 = store
-        .connection()
+        .conn()
         .query_row(
             "SELECT count(*) FROM executions e JOIN executions p ON p.id = e.prev_execution_id
               WHERE p.session_id != e.session_id",
@@ -576,7 +576,7 @@ fn prune_removes_old_runs_and_orphan_blobs() {
             == 10
     );
     let orphans: i64 = store
-        .connection()
+        .conn()
         .query_row(
             "SELECT count(*) FROM output_data d LEFT JOIN blobs b USING (sha256) WHERE b.sha256 IS NULL",
             [],

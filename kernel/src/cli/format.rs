@@ -16,10 +16,9 @@ pub struct Style {
 impl Style {
     /// Colour only when stdout is a terminal and `NO_COLOR` is unset or
     /// empty (no-color.org: "when present and not an empty string").
-    pub fn detect() -> Style {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    pub fn detect(config: &crate::config::Config) -> Style {
         Style {
-            color: !no_color && std::io::stdout().is_terminal(),
+            color: !config.no_color && std::io::stdout().is_terminal(),
         }
     }
 

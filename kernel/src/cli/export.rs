@@ -2,11 +2,98 @@
 //! script, a notebook or JSON lines, so that a recorded output can be
 //! reproduced by running the same code in the same order.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use crate::store::{ExecutionDetail, ExportSequence};
+use crate::config::Config;
+use crate::store::{ExecutionDetail, ExportSequence, StoreError};
 
+use super::db::DbArg;
 use super::format::local_time;
+use super::{emit, CliError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A Python script with `# %%` cell markers.
+    Py,
+    /// A notebook (nbformat 4.5) with the recorded outputs.
+    Ipynb,
+    /// One JSON execution a line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    #[arg(long, value_enum, default_value = "py")]
+    pub format: ExportFormat,
+    /// The session to export (default: the one of --upto, else the latest).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<i64>,
+    /// The last execution to include (default: the session's last one).
+    #[arg(long, value_name = "EXECUTION_ID")]
+    pub upto: Option<i64>,
+    /// Write here instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Keep silent executions (sent by frontends, not typed in cells).
+    #[arg(long)]
+    pub include_silent: bool,
+}
+
+pub fn run(args: ExportArgs, config: &Config) -> Result<ExitCode> {
+    let store = args.db.open(config)?;
+    let db = store.path().to_path_buf();
+    if let Some(upto) = args.upto {
+        let owner = store
+            .session_of(upto)
+            .map_err(|e| CliError::from_store(&db, e))?;
+        match (owner, args.session) {
+            (None, _) => return Err(CliError::NoSuchExecution { id: upto, db }),
+            (Some(owner), Some(s)) if owner != s => {
+                return Err(CliError::Usage(format!(
+                    "execution {upto} belongs to session {owner}, not session {s}"
+                )))
+            }
+            _ => {}
+        }
+    }
+    let seq = store
+        .export_sequence(args.session, args.upto)
+        .map_err(|e| match e {
+            StoreError::NoSuchSession(0) if args.session.is_none() => {
+                CliError::Empty { db: db.clone() }
+            }
+            e => CliError::from_store(&db, e),
+        })?;
+    let text = match args.format {
+        ExportFormat::Py => to_py(&seq, args.include_silent),
+        ExportFormat::Ipynb => {
+            let nb = to_ipynb(&seq, args.include_silent);
+            let mut s = serde_json::to_string_pretty(&nb)
+                .map_err(|e| CliError::from_store(&db, e.into()))?;
+            s.push('\n');
+            s
+        }
+        ExportFormat::Jsonl => {
+            to_jsonl(&seq, args.include_silent).map_err(|e| CliError::from_store(&db, e.into()))?
+        }
+    };
+    match &args.output {
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::write(path, text).map_err(|source| CliError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        _ => emit(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The executions to write: silent ones (frontend plumbing such as variable
 /// inspectors) only when asked for.
@@ -234,7 +321,10 @@ pub fn to_ipynb(seq: &ExportSequence, include_silent: bool) -> Value {
 }
 
 /// One execution per line, in full (code, outputs, resources), as JSON.
-pub fn to_jsonl(seq: &ExportSequence, include_silent: bool) -> Result<String, serde_json::Error> {
+pub fn to_jsonl(
+    seq: &ExportSequence,
+    include_silent: bool,
+) -> std::result::Result<String, serde_json::Error> {
     let mut out = String::new();
     for e in selected(seq, include_silent) {
         out.push_str(&serde_json::to_string(e)?);
