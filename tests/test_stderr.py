@@ -8,8 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyter_client.manager import KernelManager
-
-from kernels import TIMEOUT, collect_iopub, is_gone, kill_all, process_tree, run_cell, shell_reply
+from kernels import (
+    TIMEOUT,
+    collect_iopub,
+    is_gone,
+    kill_all,
+    process_tree,
+    run_cell,
+    shell_reply,
+)
 
 
 def test_a_healthy_session_writes_nothing_to_stderr(kernel_name, tmp_path, monkeypatch):
