@@ -47,6 +47,12 @@ pub enum Command {
     Prune(history::PruneArgs),
     /// Where the database is, what is installed, whether NVML works.
     Doctor(history::DoctorArgs),
+    /// Record every kernel under its own name (lineage-provisioner).
+    Enable(crate::provisioner::ScopeArgs),
+    /// Undo `enable`.
+    Disable(crate::provisioner::ScopeArgs),
+    /// Point notebooks saved on a `*-lineage` kernel at the kernel it wraps.
+    Unwrap(crate::unwrap::UnwrapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +144,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => history::stats(args),
         Command::Prune(args) => history::prune(args),
         Command::Doctor(args) => history::doctor(args),
+        Command::Enable(args) => crate::provisioner::enable_cmd(args),
+        Command::Disable(args) => crate::provisioner::disable_cmd(args),
+        Command::Unwrap(args) => crate::unwrap::unwrap_cmd(args),
     }
 }
 

@@ -1362,6 +1362,7 @@ fn doctor_inner(args: DoctorArgs) -> Result<ExitCode> {
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), json!(v))))
         .collect();
     let recording = crate::recorder::recording_enabled_from_env();
+    let mode = crate::provisioner::mode();
     let report = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "database": database,
@@ -1370,6 +1371,7 @@ fn doctor_inner(args: DoctorArgs) -> Result<ExitCode> {
         "jupyter_data_dirs": dirs,
         "nvml": nvml,
         "recording_enabled": recording,
+        "recording_mode": mode.to_json(),
         "env": env,
     });
     if args.json {
@@ -1475,6 +1477,7 @@ fn doctor_inner(args: DoctorArgs) -> Result<ExitCode> {
             bad("no (JUPYTER_LINEAGE is off)")
         },
     ));
+    out.push_str(&row("kernels", mode.line()));
     if env.is_empty() {
         out.push_str(&row("environment", style.dim("no lineage variables set")));
     }
