@@ -17,6 +17,9 @@ from jupyter_client.manager import KernelManager
 REPO = Path(__file__).resolve().parent.parent
 DIRECT = "python3"
 LINEAGE = "python3-lineage"
+# Plain python3 started through lineage-provisioner (tests/provisioning.py):
+# not a kernelspec name, start_kernel knows it.
+PROVISIONED = "python3+lineage-provisioner"
 VENV_BIN = Path(sys.executable).parent
 
 # How long to wait for one reply, in seconds.
@@ -154,8 +157,15 @@ class KernelHandle:
 
 def start_kernel(kernel_name: str, cwd: Path | None = None, **kwargs) -> KernelHandle:
     """Start a kernel through its kernelspec and wait until it answers."""
-    km = KernelManager(kernel_name=kernel_name, **kwargs)
-    km.start_kernel(cwd=str(cwd) if cwd else None)
+    if kernel_name == PROVISIONED:
+        from provisioning import provisioner_default
+
+        with provisioner_default():
+            km = KernelManager(kernel_name=DIRECT, **kwargs)
+            km.start_kernel(cwd=str(cwd) if cwd else None)
+    else:
+        km = KernelManager(kernel_name=kernel_name, **kwargs)
+        km.start_kernel(cwd=str(cwd) if cwd else None)
     handle = KernelHandle(km=km, kc=km.client(), kernel_name=kernel_name)
     handle.remember_processes()
     handle.kc.start_channels()

@@ -14,7 +14,9 @@ import psutil
 import pytest
 
 from kernels import (
+    DIRECT,
     LINEAGE,
+    PROVISIONED,
     TIMEOUT,
     collect_iopub,
     is_gone,
@@ -24,6 +26,20 @@ from kernels import (
     start_kernel,
     wait_gone,
 )
+
+
+@pytest.fixture(params=[DIRECT, LINEAGE, PROVISIONED], ids=["direct", "lineage", "provisioner"])
+def kernel_name(request: pytest.FixtureRequest, jupyter_home) -> str:
+    """Every lifecycle test also runs with python3 started through
+    lineage-provisioner: it must behave as the lineage kernelspec does."""
+    if request.param == LINEAGE:
+        request.getfixturevalue("lineage_prefix")
+    if request.param == PROVISIONED:
+        request.getfixturevalue("lineage_bin")
+    return request.param
+
+
+PROXIED = pytest.mark.parametrize("proxied_name", [LINEAGE, PROVISIONED], ids=["lineage", "provisioner"])
 
 
 def wait_busy(kc, msg_id: str) -> None:
@@ -92,10 +108,11 @@ def test_shutdown_is_clean(kernel):
     assert elapsed < 4.5, f"shutdown took {elapsed:.1f} s: the kernel did not exit on request"
 
 
-def test_sigkill_of_proxy_leaves_no_kernel(lineage_prefix, tmp_path):
+@PROXIED
+def test_sigkill_of_proxy_leaves_no_kernel(lineage_prefix, tmp_path, proxied_name):
     """The proxy dies hard; the real kernel must not outlive it (orphans keep
     GPU memory and ports). Checked by the kernel's pid."""
-    handle = start_kernel(LINEAGE, cwd=tmp_path)
+    handle = start_kernel(proxied_name, cwd=tmp_path)
     try:
         real = handle.real_kernel()
         assert real.pid != handle.pid
@@ -119,10 +136,11 @@ def test_real_kernel_exit_ends_proxy(kernel):
     assert not wait_gone(tree, timeout=5)
 
 
-def test_sigterm_of_proxy_stops_kernel(lineage_prefix, tmp_path):
+@PROXIED
+def test_sigterm_of_proxy_stops_kernel(lineage_prefix, tmp_path, proxied_name):
     """SIGTERM (what jupyter_client sends when a shutdown request is ignored)
     ends both processes."""
-    handle = start_kernel(LINEAGE, cwd=tmp_path)
+    handle = start_kernel(proxied_name, cwd=tmp_path)
     try:
         tree = handle.remember_processes()
         os.kill(handle.pid, signal.SIGTERM)
@@ -169,14 +187,19 @@ def test_kernel_exits_when_its_server_dies(kernel_name, tmp_path):
     """A Jupyter server that crashes (SIGKILL) must not leave kernels behind:
     ipykernel watches JPY_PARENT_PID and exits; through the proxy, the proxy
     and the real kernel must go too."""
-    server = subprocess.Popen([sys.executable, "-c", SERVER, kernel_name], cwd=tmp_path,
-                              stdout=subprocess.PIPE, text=True)
+    env = None
+    if kernel_name == PROVISIONED:
+        from provisioning import subprocess_env
+
+        env = subprocess_env()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, DIRECT if env else kernel_name], cwd=tmp_path,
+                              stdout=subprocess.PIPE, text=True, env=env)
     procs: list[psutil.Process] = []
     try:
         line = server.stdout.readline()
         assert line, "the fake server did not start its kernel"
         procs = [psutil.Process(pid) for pid in json.loads(line)]
-        assert len(procs) >= (2 if kernel_name == LINEAGE else 1)
+        assert len(procs) >= (1 if kernel_name == DIRECT else 2)
         server.kill()
         server.wait(timeout=5)
         alive = wait_gone(procs, timeout=10)

@@ -208,3 +208,76 @@ def test_provisioner_name_is_registered():
     group = project["entry-points"]["jupyter_client.kernel_provisioners"]
     assert group == {PROVISIONER: "jupyter_lineage.provisioner:LineageProvisioner"}
     assert VENV_BIN.is_dir()
+
+
+def lineage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    from kernels import lineage_binary
+
+    proc = subprocess.run([str(lineage_binary()), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.mark.timeout(240)
+def test_enable_prefix_records_a_plain_kernel_manager_and_disable_undoes_it(jupyter_home, lineage_dir, tmp_path):
+    """`jupyter lineage enable --prefix P` (P on JUPYTER_PATH): a script that
+    starts `KernelManager("python3")`, loading no Jupyter config, records its
+    cells; `doctor` says where it was switched on; after `disable --prefix P`
+    the same script records nothing and P holds nothing of ours."""
+    prefix = tmp_path / "prefix"
+    env = subprocess_env(
+        provisioner_on=False,
+        JUPYTER_PATH=os.pathsep.join([str(prefix / "share" / "jupyter"), os.environ["JUPYTER_PATH"]]),
+    )
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
+    db = lineage_dir / DB_FILE
+
+    lineage("enable", "--prefix", str(prefix), env=env)
+    spec = json.loads((prefix / "share/jupyter/kernels/python3/kernel.json").read_text())
+    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == PROVISIONER
+    config = prefix / "etc/jupyter/jupyter_config.json"
+    assert json.loads(config.read_text())["KernelProvisionerFactory"]["default_provisioner_name"] == PROVISIONER
+    doctor = json.loads(lineage("doctor", "--json", env=env).stdout)
+    assert [k["name"] for k in doctor["recording_mode"]["kernelspecs"]] == [DIRECT]
+
+    out = run_script(DIRECT, tmp_path, env)
+    assert out == {"status": "ok", "provisioner": "LineageProvisioner"}
+    wait_executions(db, 1)
+    assert query(db, "SELECT code FROM executions")[0]["code"] == "print('from a script')"
+    assert [s["kernelspec"] for s in query(db, "SELECT kernelspec FROM sessions")] == [DIRECT]
+
+    lineage("disable", "--prefix", str(prefix), env=env)
+    assert not config.exists()
+    assert list((prefix / "share/jupyter/kernels").iterdir()) == []
+    doctor = json.loads(lineage("doctor", "--json", env=env).stdout)
+    assert doctor["recording_mode"]["kernelspecs"] == []
+    out = run_script(DIRECT, tmp_path, env)
+    assert out == {"status": "ok", "provisioner": "LocalProvisioner"}
+    time.sleep(1.0)
+    assert count_executions(db) == 1
+
+
+def test_unwrap_changes_only_the_kernelspec(tmp_path):
+    """`jupyter lineage unwrap` on a notebook saved on python3-lineage (the
+    demo): it names python3 afterwards, and every other byte is unchanged;
+    a notebook on a plain kernel is left alone."""
+    from kernels import REPO
+
+    original = (REPO / "examples" / "demo.ipynb").read_bytes()
+    nb = tmp_path / "demo.ipynb"
+    nb.write_bytes(original)
+    plain = tmp_path / "plain.ipynb"
+    plain_nb = notebook(DIRECT, "Python 3 (ipykernel)", "python", ["1"])
+    nbformat.write(plain_nb, plain)
+    plain_bytes = plain.read_bytes()
+
+    proc = lineage("unwrap", str(nb), str(plain), env=tool_env())
+    assert "python3-lineage → python3" in proc.stdout, proc.stdout
+    after = nb.read_bytes()
+    assert json.loads(after)["metadata"]["kernelspec"] == {
+        "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    want = original.replace(b'"name": "python3-lineage"', b'"name": "python3"').replace(
+        '"display_name": "Python 3 (ipykernel) · lineage"'.encode(), b'"display_name": "Python 3 (ipykernel)"')
+    assert after != original and b"**Python 3 (ipykernel) \xc2\xb7 lineage**" in after  # the text cell untouched
+    assert after == want
+    assert plain.read_bytes() == plain_bytes

@@ -70,10 +70,20 @@ fn gather(db: &DbArg, config: &Config) -> Value {
         "jupyter_data_dirs": dirs,
         "nvml": nvml,
         "recording_enabled": config.recording,
+        "recording_mode": recording_mode(),
         "config": config.settings(),
         "config_problems": config.problems,
         "env": env,
     })
+}
+
+/// Which kernels are recorded (lineage kernelspecs only, or every kernel
+/// through the provisioner) and where that was set, with a one-line summary.
+fn recording_mode() -> Value {
+    let mode = crate::provisioner::mode();
+    let mut json = mode.to_json();
+    json["summary"] = json!(mode.line());
+    json
 }
 
 /// The database file: where, how found, and what `stats` would say of it.
@@ -109,6 +119,13 @@ fn render(report: &Value, style: Style) -> String {
     out.push_str(&render_database(&report["database"], style));
     out.push('\n');
     out.push_str(&render_kernelspecs(report, style));
+    out.push_str(&row(
+        "kernels",
+        report["recording_mode"]["summary"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string(),
+    ));
     out.push('\n');
     out.push_str(&head(style, "GPU"));
     let detail = report["nvml"]["detail"].as_str().unwrap_or("").to_string();

@@ -72,6 +72,12 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Where the database is, what is installed, the configuration, whether NVML works.
     Doctor(doctor::DoctorArgs),
+    /// Record every kernel under its own name (lineage-provisioner).
+    Enable(crate::provisioner::ScopeArgs),
+    /// Undo `enable`.
+    Disable(crate::provisioner::ScopeArgs),
+    /// Point notebooks saved on a `*-lineage` kernel at the kernel it wraps.
+    Unwrap(crate::unwrap::UnwrapArgs),
 }
 
 /// Runs a command with the configuration read from the environment, prints
@@ -90,6 +96,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stats(args) => stats::run(args, &config),
         Command::Prune(args) => prune::run(args, &config),
         Command::Doctor(args) => doctor::run(args, &config),
+        Command::Enable(args) => crate::provisioner::enable_cmd(args).map_err(CliError::from),
+        Command::Disable(args) => crate::provisioner::disable_cmd(args).map_err(CliError::from),
+        Command::Unwrap(args) => crate::unwrap::unwrap_cmd(args).map_err(CliError::from),
     };
     match result {
         Ok(code) => code,
