@@ -12,6 +12,7 @@ pub mod history;
 pub mod install;
 pub mod kernel_dealer;
 pub mod kernel_iopub;
+pub mod links;
 pub mod logging;
 pub mod memory;
 pub mod project;
