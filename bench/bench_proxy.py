@@ -94,7 +94,8 @@ class Kernel:
     def close(self) -> None:
         try:
             self.kc.stop_channels()
-            self.km.shutdown_kernel(now=False)
+            if self.km.has_kernel:
+                self.km.shutdown_kernel(now=False)
         finally:
             for proc in self.tree:
                 try:

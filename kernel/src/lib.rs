@@ -13,6 +13,7 @@ pub mod guard;
 pub mod install;
 pub mod kernel_dealer;
 pub mod kernel_iopub;
+pub mod links;
 pub mod logging;
 pub mod memory;
 pub mod project;

@@ -17,6 +17,7 @@ use crate::client_iopub::{ClientIopub, ClientIopubError, Subscription, Subscript
 use crate::connection_file::{self, KernelTransport, RuntimeDir};
 use crate::kernel_dealer::{self, KernelDealerRecv, KernelDealerSend};
 use crate::kernel_iopub::KernelIopub;
+use crate::links::{self, ClientReplies, KernelEndpoints, Links};
 use crate::project;
 use crate::recorder::{self, RecorderConfig, RecorderHandle};
 use crate::relay::{self, Shared};
@@ -358,47 +359,45 @@ fn spawn_relays(
     let (shell_to_client, shell_from_client) = clients.shell.split();
     let (control_to_client, control_from_client) = clients.control.split();
     let (stdin_to_client, stdin_from_client) = clients.stdin.split();
+    // Each client's link is made on its first message; its readers (kernel
+    // to client) end with the kernel's sockets.
+    let links = Arc::new(Links::new(
+        shared.clone(),
+        kernel.endpoints,
+        ClientReplies {
+            shell: shell_to_client,
+            control: control_to_client,
+            stdin: stdin_to_client,
+        },
+        tasks.clone(),
+    ));
 
     tasks.spawn_until_stopped(relay::client_to_kernel(
         shared.clone(),
+        links.clone(),
         "shell",
         Channel::ShellRequest,
         shell_from_client,
-        kernel.shell.1,
     ));
     tasks.spawn_until_stopped(relay::client_to_kernel(
         shared.clone(),
+        links.clone(),
         "control",
         Channel::ControlRequest,
         control_from_client,
-        kernel.control.1,
     ));
     tasks.spawn_until_stopped(relay::stdin_to_kernel(
         shared.clone(),
+        links.clone(),
         stdin_from_client,
-        kernel.stdin.1,
     ));
-    tasks.spawn(relay::kernel_to_client(
-        shared.clone(),
-        "shell",
-        Some(Channel::ShellReply),
-        kernel.shell.0,
-        shell_to_client,
-    ));
-    tasks.spawn(relay::kernel_to_client(
-        shared.clone(),
-        "control",
-        None,
-        kernel.control.0,
-        control_to_client,
-    ));
-    tasks.spawn(relay::kernel_to_client(
-        shared.clone(),
-        "stdin",
-        None,
-        kernel.stdin.0,
-        stdin_to_client,
-    ));
+    tasks.spawn_until_stopped(async move {
+        let mut sweep = tokio::time::interval(links::IDLE_CLOSE / 4);
+        loop {
+            sweep.tick().await;
+            links.sweep();
+        }
+    });
     tasks.spawn(relay::iopub(
         shared,
         kernel.iopub,
@@ -517,12 +516,12 @@ async fn bind<S: Socket>(endpoint: &str) -> Result<S, ProxyError> {
     Ok(socket)
 }
 
-/// The proxy acting as a client: its sockets on the real kernel.
-/// Shell, control and stdin are (receive, send) halves.
+/// The proxy acting as a client: its sockets on the real kernel. Shell,
+/// control and stdin get one DEALER per client later (`links`); `start_up`
+/// is the proxy's own, for its kernel_info_request while the kernel starts.
 struct KernelSockets {
-    shell: (KernelDealerRecv, KernelDealerSend),
-    control: (KernelDealerRecv, KernelDealerSend),
-    stdin: (KernelDealerRecv, KernelDealerSend),
+    endpoints: KernelEndpoints,
+    start_up: (KernelDealerRecv, KernelDealerSend),
     iopub: KernelIopub,
     heartbeat: Option<DealerSocket>,
 }
@@ -541,21 +540,13 @@ async fn connect_to_kernel(info: &ConnectionInfo) -> Result<KernelSockets, Proxy
     ] {
         wait_listening(ep).await;
     }
-    // ipykernel sends input_request to the identities of the shell request,
-    // so the shell and stdin DEALERs must share one routing id.
     let identity = format!("lineage-{}", uuid::Uuid::new_v4().simple()).into_bytes();
-    let dealer = |endpoint: &str, identity: &[u8]| {
-        let endpoint = endpoint.to_string();
-        let identity = identity.to_vec();
-        async move {
-            kernel_dealer::connect(&endpoint, &identity)
-                .await
-                .map_err(|source| ProxyError::Connect { endpoint, source })
-        }
-    };
-    let shell = dealer(&eps.shell, &identity).await?;
-    let stdin = dealer(&eps.stdin, &identity).await?;
-    let control = dealer(&eps.control, b"").await?;
+    let start_up = kernel_dealer::connect(&eps.shell, &identity)
+        .await
+        .map_err(|source| ProxyError::Connect {
+            endpoint: eps.shell.clone(),
+            source,
+        })?;
     let mut heartbeat = DealerSocket::new();
     heartbeat
         .connect(&eps.heartbeat)
@@ -571,9 +562,12 @@ async fn connect_to_kernel(info: &ConnectionInfo) -> Result<KernelSockets, Proxy
             source,
         })?;
     Ok(KernelSockets {
-        shell,
-        control,
-        stdin,
+        endpoints: KernelEndpoints {
+            shell: eps.shell.clone(),
+            control: eps.control.clone(),
+            stdin: eps.stdin.clone(),
+        },
+        start_up,
         iopub,
         heartbeat: Some(heartbeat),
     })
@@ -634,11 +628,11 @@ async fn wait_ready(
             _ = resend.tick() => {
                 let request = OwnMessage::new("kernel_info_request", &proxy_session, serde_json::json!({}));
                 let frames = request.to_frames(signer, &[]);
-                if let Err(e) = kernel.shell.1.send(&frames).await {
+                if let Err(e) = kernel.start_up.1.send(&frames).await {
                     tracing::debug!("kernel_info_request not sent: {e}");
                 }
             }
-            message = kernel.shell.0.recv(), if !shell_closed => {
+            message = kernel.start_up.0.recv(), if !shell_closed => {
                 let frames = match message {
                     Ok(frames) => frames,
                     Err(e) => {

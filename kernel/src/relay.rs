@@ -18,8 +18,9 @@ use zeromq::{
 };
 
 use crate::client_iopub::{ClientIopub, Subscription, Subscriptions};
-use crate::kernel_dealer::{KernelDealerRecv, KernelDealerSend};
+use crate::kernel_dealer::KernelDealerRecv;
 use crate::kernel_iopub::KernelIopub;
+use crate::links::{Activity, Links, Route};
 use crate::service::Service;
 use crate::tap::{Channel, Tap};
 use crate::wire::{contains, HeaderRef, Layout, OwnMessage, Signer};
@@ -71,14 +72,19 @@ fn tapped(channel: Channel, msg_type: &str) -> bool {
 }
 
 /// Client → kernel on shell or control: verify, let the service claim its
-/// own comm, tap, forward the very same frames.
+/// own comm, tap, forward the very same frames on the client's own link.
 pub async fn client_to_kernel(
     shared: Arc<Shared>,
+    links: Arc<Links>,
     name: &'static str,
     channel: Channel,
     mut from_client: RouterRecvHalf,
-    mut to_kernel: KernelDealerSend,
 ) {
+    let route = if channel == Channel::ControlRequest {
+        Route::Control
+    } else {
+        Route::Shell
+    };
     loop {
         let message = match from_client.recv().await {
             Ok(m) => m,
@@ -108,8 +114,9 @@ pub async fn client_to_kernel(
         if tapped(channel, &header.msg_type) {
             shared.tap.message(channel, layout.signed(&frames));
         }
+        let request = header.msg_type.ends_with("_request");
         drop(header);
-        if let Err(e) = to_kernel.send(&frames).await {
+        if let Err(e) = links.forward(route, &frames, request).await {
             // The kernel is gone or restarting: the proxy exits with it, and
             // the client sees what it would see with a dead plain kernel.
             tracing::warn!("{name}: the real kernel is not reachable, request dropped: {e}");
@@ -120,8 +127,8 @@ pub async fn client_to_kernel(
 /// Client → kernel on stdin: verify and forward (input_reply).
 pub async fn stdin_to_kernel(
     shared: Arc<Shared>,
+    links: Arc<Links>,
     mut from_client: RouterRecvHalf,
-    mut to_kernel: KernelDealerSend,
 ) {
     loop {
         let message = match from_client.recv().await {
@@ -135,37 +142,52 @@ pub async fn stdin_to_kernel(
         if accept(&shared, "stdin", &frames).is_none() {
             continue;
         }
-        if let Err(e) = to_kernel.send(&frames).await {
+        if let Err(e) = links.forward(Route::Stdin, &frames, false).await {
             tracing::warn!("stdin: the real kernel is not reachable, reply dropped: {e}");
         }
     }
 }
 
-/// Kernel → client on shell, control or stdin: route on the identities the
-/// request carried. A reply with no identity answers the proxy's own request.
-/// Ends when the kernel has closed its socket, after relaying everything it
-/// sent before.
+/// Kernel → client on shell, control or stdin, from one client's link: the
+/// client's id goes back in front (`client`), or, on the shared overflow
+/// link, the message carries it already. Ends when the kernel has closed its
+/// socket, after relaying everything it sent before, or when the link was
+/// closed.
 pub async fn kernel_to_client(
     shared: Arc<Shared>,
     name: &'static str,
     tap_as: Option<Channel>,
     mut from_kernel: KernelDealerRecv,
     mut to_client: RouterSendHalf,
+    client: Option<Bytes>,
+    activity: Option<Arc<Activity>>,
 ) {
     loop {
-        let frames = match from_kernel.recv().await {
+        let received = match from_kernel.recv().await {
             Ok(frames) => frames,
             Err(e) => {
                 tracing::debug!("{name}: kernel side closed: {e}");
                 return;
             }
         };
+        let frames = match &client {
+            Some(id) => {
+                let mut frames = Vec::with_capacity(received.len() + 1);
+                frames.push(id.clone());
+                frames.extend(received);
+                frames
+            }
+            None => received,
+        };
+        if let Some(activity) = &activity {
+            activity.answered();
+        }
         let Ok(layout) = Layout::of(&frames) else {
             tracing::warn!("{name}: unframed message from the real kernel, dropped");
             continue;
         };
         if layout.delimiter == 0 {
-            // A late answer to the proxy's own start-up kernel_info_request.
+            // No identity: no client to route to.
             continue;
         }
         if let Some(channel) = tap_as {
