@@ -380,3 +380,42 @@ export function samplePeriod(
 export function axisTicks(lo: number, hi: number): number[] {
   return lo === hi ? [lo] : [lo, (lo + hi) / 2, hi];
 }
+
+/**
+ * A run's pager text (the reply's `page` payload) as a MIME bundle, or null.
+ * Accepts the bundle itself, a payload (`{data, start}`) or plain text.
+ */
+export function pageBundle(
+  page: unknown
+): Record<string, string | string[]> | null {
+  if (typeof page === 'string') {
+    return page ? { 'text/plain': page } : null;
+  }
+  if (!page || typeof page !== 'object') {
+    return null;
+  }
+  const p = page as Record<string, unknown>;
+  const data =
+    p.data && typeof p.data === 'object'
+      ? (p.data as Record<string, unknown>)
+      : p;
+  const bundle: Record<string, string | string[]> = {};
+  for (const [mime, value] of Object.entries(data)) {
+    if (
+      mime.includes('/') &&
+      (typeof value === 'string' || Array.isArray(value))
+    ) {
+      bundle[mime] = value as string | string[];
+    }
+  }
+  return Object.keys(bundle).length > 0 ? bundle : null;
+}
+
+/**
+ * How long until relative times ("5 s ago") next change, for the newest
+ * run: every second in its first minute, then every 15 s, then a minute.
+ */
+export function tickDelay(newestMs: number | null, now: number): number {
+  const age = newestMs === null ? Infinity : now - newestMs;
+  return age < 60000 ? 1000 : age < 3600000 ? 15000 : 60000;
+}

@@ -19,8 +19,10 @@ import {
   axisTicks,
   polylinePoints,
   samplePeriod,
+  pageBundle,
   statusLabel,
-  stripAnsi
+  stripAnsi,
+  tickDelay
 } from '../src/format';
 
 test('formatDuration', () => {
@@ -176,4 +178,27 @@ test('samplePeriod and axisTicks', () => {
   );
   assert.deepEqual(axisTicks(0, 10), [0, 5, 10]);
   assert.deepEqual(axisTicks(3, 3), [3]);
+});
+
+test('pageBundle takes the pager payload, its bundle, or text', () => {
+  const text = 'Signature: len(obj, /)\nDocstring: Return the number of items';
+  assert.deepEqual(pageBundle({ data: { 'text/plain': text }, start: 0 }), {
+    'text/plain': text
+  });
+  assert.deepEqual(pageBundle({ 'text/html': '<b>x</b>', 'text/plain': 'x' }), {
+    'text/html': '<b>x</b>',
+    'text/plain': 'x'
+  });
+  assert.deepEqual(pageBundle(text), { 'text/plain': text });
+  assert.equal(pageBundle(null), null);
+  assert.equal(pageBundle(''), null);
+  assert.equal(pageBundle({ start: 0 }), null);
+});
+
+test('relative times tick each second in the first minute, then slower', () => {
+  const now = 1795000000000;
+  assert.equal(tickDelay(now - 5000, now), 1000);
+  assert.equal(tickDelay(now - 5 * 60000, now), 15000);
+  assert.equal(tickDelay(now - 2 * 3600000, now), 60000);
+  assert.equal(tickDelay(null, now), 60000);
 });

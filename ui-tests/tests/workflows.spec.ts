@@ -158,9 +158,11 @@ test('an error diff reads as text, with no ANSI escapes', async ({
   expect(text).toContain('-ValueError: first');
   expect(text).not.toContain('\u001b');
   expect(text).not.toMatch(/\[\d+(;\d+)*m/);
-  await page
-    .locator('.jp-LineageMain:has(.jp-LineageCompareView)')
-    .screenshot({ path: artifact('error-diff-light.png') });
+  const tab = page.locator('.jp-LineageMain:has(.jp-LineageCompareView)');
+  await tab.screenshot({ path: artifact('error-diff-light.png') });
+  await page.theme.setDarkTheme();
+  await tab.screenshot({ path: artifact('error-diff-dark.png') });
+  await page.theme.setLightTheme();
 });
 
 test('search as one types: a word prefix finds runs, and is highlighted', async ({
@@ -188,4 +190,45 @@ test('search as one types: a word prefix finds runs, and is highlighted', async 
   await panel.screenshot({ path: artifact('search-light.png') });
   await search.fill('');
   await expect(rows).toHaveCount(3);
+});
+
+test("a cell's own memory: its change and peak, not the kernel's total", async ({
+  page,
+  tmpPath
+}) => {
+  const { rows } = await open(page, tmpPath, 'memory.ipynb', [
+    {
+      id: 'm1',
+      source: 'import time\nx = bytearray(200 * 2**20)\ntime.sleep(0.5)'
+    },
+    { id: 'm2', source: 'del x' }
+  ]);
+  await page.notebook.runCell(0);
+  await expect(rows).toHaveCount(1);
+  // 200 MiB allocated by the cell, whatever the kernel held before it.
+  const grew = /\+(19\d|20\d|21\d) MiB/;
+  await expect(rows.first().locator('.jp-LineageRun-cost')).toContainText(grew);
+  const indicator = page
+    .locator('.jp-Notebook .jp-Cell')
+    .nth(0)
+    .locator('.jp-LineageCellIndicator');
+  await expect(indicator).toContainText(grew);
+  await page.notebook.runCell(1);
+  await expect(rows).toHaveCount(2);
+  await expect(rows.first().locator('.jp-LineageRun-cost')).toContainText(
+    /−(19\d|20\d|21\d) MiB/
+  );
+});
+
+test('the run view shows what the pager showed', async ({ page, tmpPath }) => {
+  const { rows } = await open(page, tmpPath, 'pager.ipynb', [
+    { id: 'p1', source: 'len?' }
+  ]);
+  await page.notebook.runCell(0);
+  await expect(rows).toHaveCount(1);
+  await rows.first().click();
+  const view = page.locator('.jp-LineageRunView');
+  await expect(view.locator('.jp-LineagePager')).toContainText(
+    'Return the number of items'
+  );
 });

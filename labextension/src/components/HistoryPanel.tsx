@@ -23,7 +23,8 @@ import {
   formatWhen,
   highlightMatches,
   ownMemory,
-  statusLabel
+  statusLabel,
+  tickDelay
 } from '../format';
 import { PanelState } from '../panelstate';
 import { IHistoryItem, IHistoryModel } from '../tokens';
@@ -318,9 +319,10 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
   // run is under a minute old, then as often as its label can change.
   const newest = model?.items[0]?.started_ms ?? null;
   React.useEffect(() => {
-    const age = newest === null ? Infinity : Date.now() - newest;
-    const delay = age < 60000 ? 1000 : age < 3600000 ? 15000 : 60000;
-    const t = setTimeout(() => setNow(Date.now()), delay);
+    const t = setTimeout(
+      () => setNow(Date.now()),
+      tickDelay(newest, Date.now())
+    );
     return () => clearTimeout(t);
   }, [now, newest]);
 

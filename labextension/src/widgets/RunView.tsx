@@ -19,13 +19,13 @@ import {
   formatExecutionCount,
   formatTimestamp,
   ownMemory,
+  pageBundle,
   statusLabel
 } from '../format';
 import { IExecution, IHistoryModel } from '../tokens';
 import {
   IViewActions,
   LoadingView,
-  pageBundle,
   ReactPart,
   readOnlyEditor,
   section,

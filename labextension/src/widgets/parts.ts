@@ -62,34 +62,6 @@ export function readOnlyEditor(
 }
 
 /**
- * A run's pager text (the reply's `page` payload) as a MIME bundle, or null.
- * Accepts the bundle itself, a payload (`{data, start}`) or plain text.
- */
-export function pageBundle(page: unknown): nbformat.IMimeBundle | null {
-  if (typeof page === 'string') {
-    return page ? { 'text/plain': page } : null;
-  }
-  if (!page || typeof page !== 'object') {
-    return null;
-  }
-  const p = page as Record<string, unknown>;
-  const data =
-    p.data && typeof p.data === 'object'
-      ? (p.data as Record<string, unknown>)
-      : p;
-  const bundle: nbformat.IMimeBundle = {};
-  for (const [mime, value] of Object.entries(data)) {
-    if (
-      mime.includes('/') &&
-      (typeof value === 'string' || Array.isArray(value))
-    ) {
-      bundle[mime] = value as nbformat.MultilineString;
-    }
-  }
-  return Object.keys(bundle).length > 0 ? bundle : null;
-}
-
-/**
  * An output area holding stored outputs. Past outputs are rendered
  * untrusted: HTML is sanitised and scripts do not run, as for a notebook
  * opened from disk that the user has not trusted.
