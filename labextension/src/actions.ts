@@ -4,13 +4,19 @@
  * its cell, go to a cell, restore a run's code.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  MainAreaWidget,
+  Notification,
+  ToolbarButton
+} from '@jupyterlab/apputils';
 import { IEditorServices } from '@jupyterlab/codeeditor';
 import { IEditorLanguageRegistry } from '@jupyterlab/codemirror';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { historyIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Panel, Widget } from '@lumino/widgets';
 import { IPanelActions } from './components/HistoryPanel';
 import { errorText } from './format';
 import { IHistoryItem, IHistoryModel, ILineageTracker } from './tokens';
@@ -193,21 +199,47 @@ export class LineageActions implements IViewActions {
     return nb?.content.codeMimetype || 'text/x-ipython';
   }
 
-  /** Put a view in the main area: beside the last view, else beside its notebook. */
-  private _openInMain(content: Widget, model: IHistoryModel): void {
+  /**
+   * Show a run or compare view in the one preview tab, which every open
+   * reuses (the tab's "Keep open" pins it, and the next view gets a new
+   * preview). The first preview goes beside the notebook. A shell whose
+   * main area holds only the notebook (Notebook 7) gets a dialog instead.
+   */
+  private _openInMain(view: Widget, model: IHistoryModel): void {
     const { shell } = this._o.app;
-    const widget = new MainAreaWidget({ content });
-    widget.title.label = content.title.label;
-    widget.title.caption = content.title.caption;
+    const preview = this._preview;
+    if (preview && !preview.isDisposed && preview.isAttached) {
+      preview.content.setView(view);
+      shell.activateById(preview.id);
+      return;
+    }
+    const host = new PreviewHost();
+    const widget = new MainAreaWidget({ content: host });
+    widget.id = `jp-lineage-preview-${++this._previews}`;
     widget.title.icon = historyIcon;
     widget.title.closable = true;
     widget.addClass('jp-LineageMain');
-    content.title.changed.connect(() => {
-      widget.title.label = content.title.label;
-      widget.title.caption = content.title.caption;
+    widget.addClass('jp-mod-preview');
+    host.titleChanged.connect(() => {
+      widget.title.label = host.title.label;
+      widget.title.caption = `${host.title.caption}\n(Preview: the next run or comparison you open replaces it; "Keep open" keeps it.)`;
     });
+    const keep = new ToolbarButton({
+      className: 'jp-LineageKeep',
+      label: 'Keep open',
+      tooltip: 'Keep this tab: the next run or comparison opens in a new tab',
+      onClick: () => {
+        if (this._preview === widget) {
+          this._preview = null;
+        }
+        widget.removeClass('jp-mod-preview');
+        keep.dispose();
+      }
+    });
+    widget.toolbar.addItem('lineage-keep', keep);
+    host.setView(view);
     const nb = this._o.tracker.panelFor(model);
-    const last = this._lastView;
+    const last = this._lastTab;
     if (last && !last.isDisposed && last.isAttached) {
       shell.add(widget, 'main', { mode: 'tab-after', ref: last.id });
     } else if (nb) {
@@ -215,13 +247,49 @@ export class LineageActions implements IViewActions {
     } else {
       shell.add(widget, 'main');
     }
-    this._lastView = widget;
+    if (!widget.isAttached) {
+      // This shell keeps its main area for the notebook.
+      host.release(view);
+      widget.dispose();
+      this._openInDialog(view);
+      return;
+    }
+    this._preview = widget;
+    this._lastTab = widget;
     shell.activateById(widget.id);
   }
 
+  /** A view in a dialog, for shells with no room beside the notebook. */
+  private _openInDialog(view: Widget): void {
+    this._dialog?.reject();
+    const dialog = new Dialog({
+      title: view.title.label,
+      body: view,
+      buttons: [Dialog.cancelButton({ label: 'Close' })],
+      hasClose: true
+    });
+    dialog.addClass('jp-LineageDialog');
+    view.title.changed.connect(() => {
+      const header = dialog.node.querySelector('.jp-Dialog-header');
+      if (header) {
+        header.textContent = view.title.label;
+      }
+    });
+    this._dialog = dialog;
+    void dialog.launch().then(() => {
+      if (this._dialog === dialog) {
+        this._dialog = null;
+      }
+    });
+  }
+
   private _o: LineageActions.IOptions;
-  /** Where the last run or compare view was put, to tab the next beside it. */
-  private _lastView: Widget | null = null;
+  /** The tab that the next run or compare view replaces the content of. */
+  private _preview: MainAreaWidget<PreviewHost> | null = null;
+  /** The last tab opened, to put a new one beside it. */
+  private _lastTab: Widget | null = null;
+  private _previews = 0;
+  private _dialog: Dialog<unknown> | null = null;
 }
 
 export namespace LineageActions {
@@ -233,4 +301,53 @@ export namespace LineageActions {
     editorServices: IEditorServices;
     languages: IEditorLanguageRegistry | null;
   }
+}
+
+/**
+ * The content of the preview tab: one view at a time, whose title it
+ * takes; showing another view disposes the one before.
+ */
+class PreviewHost extends Panel {
+  constructor() {
+    super();
+    this.addClass('jp-LineagePreview');
+    // The tab mirrors its content's title: icon and close box included.
+    this.title.icon = historyIcon;
+    this.title.closable = true;
+  }
+
+  /** Emitted when the shown view's title changes (or another is shown). */
+  get titleChanged(): ISignal<this, void> {
+    return this._titleChanged;
+  }
+
+  setView(view: Widget): void {
+    const old = this._view;
+    if (old) {
+      old.title.changed.disconnect(this._syncTitle, this);
+      old.dispose();
+    }
+    this._view = view;
+    this.addWidget(view);
+    view.title.changed.connect(this._syncTitle, this);
+    this._syncTitle();
+  }
+
+  /** Let go of the view without disposing it. */
+  release(view: Widget): void {
+    if (this._view === view) {
+      view.title.changed.disconnect(this._syncTitle, this);
+      view.parent = null;
+      this._view = null;
+    }
+  }
+
+  private _syncTitle(): void {
+    this.title.label = this._view?.title.label ?? '';
+    this.title.caption = this._view?.title.caption ?? '';
+    this._titleChanged.emit();
+  }
+
+  private _view: Widget | null = null;
+  private _titleChanged = new Signal<this, void>(this);
 }

@@ -39,6 +39,33 @@ export function addCommands(
   const hasModel = () => currentModel()?.state === 'ready';
   const showPanel = () => shell.activateById(panel.id);
 
+  /**
+   * Make a cell its notebook's active cell (and that notebook the current
+   * one), so the panel's "Active cell" scope shows that cell and stays on it.
+   */
+  const selectCell = (cellId: string): void => {
+    const nb =
+      notebooks.find(w => {
+        const cells = w.content.model?.cells;
+        if (!cells) {
+          return false;
+        }
+        for (let i = 0; i < cells.length; i++) {
+          if (cells.get(i).id === cellId) {
+            return true;
+          }
+        }
+        return false;
+      }) ?? null;
+    if (!nb) {
+      return;
+    }
+    const index = nb.content.widgets.findIndex(c => c.model.id === cellId);
+    if (index >= 0 && nb.content.activeCellIndex !== index) {
+      nb.content.activeCellIndex = index;
+    }
+  };
+
   /** An execution id from args, or the focused row, or the active cell's last run. */
   const targetRun = (args: { executionId?: unknown }): IHistoryItem | null => {
     const model = currentModel();
@@ -109,6 +136,9 @@ export function addCommands(
         typeof args.cellId === 'string'
           ? args.cellId
           : (notebooks.activeCell?.model.id ?? null);
+      if (cellId) {
+        selectCell(cellId);
+      }
       panel.state.setScope('cell', cellId);
       showPanel();
     }

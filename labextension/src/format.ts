@@ -263,3 +263,159 @@ export function errorText(err: unknown): string {
   }
   return String(err);
 }
+
+/**
+ * ANSI escape sequences (colours, cursor moves) as IPython puts them in
+ * tracebacks: ESC [ … final byte, and ESC ] … BEL/ST (links).
+ */
+const ANSI =
+  // eslint-disable-next-line no-control-regex
+  /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-_]/g;
+
+/** Text without ANSI escapes, as a reader sees it. */
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI, '');
+}
+
+/** A cell's own memory figures, not the kernel's total. */
+export interface IOwnMemory {
+  /** Resident memory at the end minus at the start of the run. */
+  change: number | null;
+  /** The run's peak over its start: how much more it needed at its height. */
+  peak: number | null;
+}
+
+/**
+ * The memory a run itself used, from the row's kernel-wide figures:
+ * change = `rss_delta`, peak = `peak_rss − rss_start`.
+ */
+export function ownMemory(item: {
+  rss_start?: number | null;
+  peak_rss?: number | null;
+  rss_delta?: number | null;
+}): IOwnMemory {
+  const num = (v: unknown): v is number => typeof v === 'number' && isFinite(v);
+  return {
+    change: num(item.rss_delta) ? item.rss_delta : null,
+    peak:
+      num(item.peak_rss) && num(item.rss_start)
+        ? Math.max(0, item.peak_rss - item.rss_start)
+        : null
+  };
+}
+
+/** Own memory as a row shows it: "+286 MiB, peak +290 MiB". */
+export function formatOwnMemory(m: IOwnMemory): string {
+  const parts: string[] = [];
+  if (m.change !== null) {
+    parts.push(formatDelta(m.change, 'bytes'));
+  }
+  if (m.peak !== null && (m.change === null || m.peak !== m.change)) {
+    parts.push(`peak +${formatBytes(m.peak)}`);
+  }
+  return parts.join(', ');
+}
+
+/** A piece of text, marked when it matches the search. */
+export interface ISegment {
+  text: string;
+  match: boolean;
+}
+
+/**
+ * Split `text` into pieces where words start with one of the query's
+ * words (case-insensitive), as the history search matches prefixes.
+ * Quotes, `*` and FTS operators in the query are ignored.
+ */
+export function highlightMatches(text: string, query: string): ISegment[] {
+  const words = query
+    .split(/[^\p{L}\p{N}_]+/u)
+    .filter(w => w && !/^(AND|OR|NOT|NEAR)$/.test(w))
+    .map(w => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  if (words.length === 0 || !text) {
+    return text ? [{ text, match: false }] : [];
+  }
+  // A match starts where a word starts: at the beginning or after a
+  // character that is not a letter, digit or underscore.
+  const re = new RegExp(`(?<![\\p{L}\\p{N}_])(?:${words.join('|')})`, 'giu');
+  const out: ISegment[] = [];
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    const at = m.index ?? 0;
+    if (at > last) {
+      out.push({ text: text.slice(last, at), match: false });
+    }
+    out.push({ text: m[0], match: true });
+    last = at + m[0].length;
+  }
+  if (last < text.length) {
+    out.push({ text: text.slice(last), match: false });
+  }
+  return out;
+}
+
+/**
+ * The sampling period of a series (the median of the positive gaps between
+ * samples; the readings at a run's start and end may share a time), or
+ * null when there is no gap to measure.
+ */
+export function samplePeriod(
+  samples: ReadonlyArray<{ t_ms: number }>
+): number | null {
+  const gaps: number[] = [];
+  for (let i = 1; i < samples.length; i++) {
+    const gap = samples[i].t_ms - samples[i - 1].t_ms;
+    if (gap > 0) {
+      gaps.push(gap);
+    }
+  }
+  if (gaps.length === 0) {
+    return null;
+  }
+  gaps.sort((a, b) => a - b);
+  return gaps[Math.floor(gaps.length / 2)];
+}
+
+/** Tick values for an axis from `lo` to `hi`: both ends and the middle. */
+export function axisTicks(lo: number, hi: number): number[] {
+  return lo === hi ? [lo] : [lo, (lo + hi) / 2, hi];
+}
+
+/**
+ * A run's pager text (the reply's `page` payload) as a MIME bundle, or null.
+ * Accepts the bundle itself, a payload (`{data, start}`) or plain text.
+ */
+export function pageBundle(
+  page: unknown
+): Record<string, string | string[]> | null {
+  if (typeof page === 'string') {
+    return page ? { 'text/plain': page } : null;
+  }
+  if (!page || typeof page !== 'object') {
+    return null;
+  }
+  const p = page as Record<string, unknown>;
+  const data =
+    p.data && typeof p.data === 'object'
+      ? (p.data as Record<string, unknown>)
+      : p;
+  const bundle: Record<string, string | string[]> = {};
+  for (const [mime, value] of Object.entries(data)) {
+    if (
+      mime.includes('/') &&
+      (typeof value === 'string' || Array.isArray(value))
+    ) {
+      bundle[mime] = value as string | string[];
+    }
+  }
+  return Object.keys(bundle).length > 0 ? bundle : null;
+}
+
+/**
+ * How long until relative times ("5 s ago") next change, for the newest
+ * run: every second in its first minute, then every 15 s, then a minute.
+ */
+export function tickDelay(newestMs: number | null, now: number): number {
+  const age = newestMs === null ? Infinity : now - newestMs;
+  return age < 60000 ? 1000 : age < 3600000 ? 15000 : 60000;
+}

@@ -66,6 +66,17 @@ export function filterToQuery(
   return q;
 }
 
+/** The last run's own memory fields of a summary, from its history row. */
+function lastRunFields(
+  item: IHistoryItem
+): Pick<ICellSummary, 'last_rss_start' | 'last_peak_rss' | 'last_rss_delta'> {
+  return {
+    last_rss_start: item.rss_start ?? null,
+    last_peak_rss: item.peak_rss ?? null,
+    last_rss_delta: item.rss_delta ?? null
+  };
+}
+
 /** Fold one recorded execution into a per-cell summary. */
 export function foldIntoSummary(
   summary: ICellSummary | undefined,
@@ -85,7 +96,8 @@ export function foldIntoSummary(
       last_wall_ms: wall,
       min_wall_ms: wall,
       max_wall_ms: wall,
-      peak_rss: item.peak_rss ?? null
+      peak_rss: item.peak_rss ?? null,
+      ...lastRunFields(item)
     };
   }
   const newer = item.id >= summary.last_execution_id;
@@ -108,8 +120,27 @@ export function foldIntoSummary(
     peak_rss:
       item.peak_rss === null || item.peak_rss === undefined
         ? summary.peak_rss
-        : Math.max(item.peak_rss, summary.peak_rss ?? 0)
+        : Math.max(item.peak_rss, summary.peak_rss ?? 0),
+    ...(newer ? lastRunFields(item) : {})
   };
+}
+
+/**
+ * A summary with its last run's own memory filled in from that run's row,
+ * when the service did not send it.
+ */
+export function withLastRun(
+  summary: ICellSummary,
+  last: IHistoryItem | undefined
+): ICellSummary {
+  if (
+    !last ||
+    last.id !== summary.last_execution_id ||
+    summary.last_rss_delta !== undefined
+  ) {
+    return summary;
+  }
+  return { ...summary, ...lastRunFields(last) };
 }
 
 /**
@@ -298,6 +329,7 @@ export class HistoryModel implements IHistoryModel {
         }
       }
       this._nextCursor = page.next_cursor ?? null;
+      this._fillSummaries();
     } catch (err) {
       if (generation !== this._generation || this._isDisposed) {
         return;
@@ -327,6 +359,7 @@ export class HistoryModel implements IHistoryModel {
       for (const row of rows) {
         this._cells.set(row.cell_id, row);
       }
+      this._fillSummaries(false);
       this._cellsChanged.emit();
     } catch (err) {
       console.warn('jupyter-lineage: cells request failed', err);
@@ -368,12 +401,16 @@ export class HistoryModel implements IHistoryModel {
   }
 
   /**
-   * The run of the same cell just before `item` (the row's own link, else
-   * asked of the service), or null on the cell's first run.
+   * The run of the same cell just before `item`, or null on the cell's
+   * first run. Read from the loaded list when it holds every run (no
+   * errors-only or search filter) back to that one; else asked of the
+   * service. (`prev_execution_id` is the session's previous run, which is
+   * another cell's as often as not.)
    */
   async previousRunOf(item: IHistoryItem): Promise<number | null> {
-    if (item.prev_execution_id) {
-      return item.prev_execution_id;
+    const known = this._previousInList(item);
+    if (known !== undefined) {
+      return known;
     }
     const client = this._client;
     if (!item.cell_id || !client) {
@@ -385,6 +422,50 @@ export class HistoryModel implements IHistoryModel {
       limit: 1
     });
     return page.items[0]?.id ?? null;
+  }
+
+  /**
+   * Whether `item` is known to be its cell's first recorded run (so there
+   * is nothing to compare it with); false when it is not, or not known.
+   */
+  isFirstRun(item: IHistoryItem): boolean {
+    if (!item.cell_id) {
+      return true;
+    }
+    const summary = this._cells.get(item.cell_id);
+    if (
+      summary &&
+      summary.runs === 1 &&
+      summary.last_execution_id === item.id
+    ) {
+      return true;
+    }
+    return this._previousInList(item) === null;
+  }
+
+  /**
+   * The previous run of `item`'s cell from the loaded list: an id, null
+   * when the list proves there is none, undefined when it cannot say.
+   */
+  private _previousInList(item: IHistoryItem): number | null | undefined {
+    const f = this._filter;
+    if (f.errorsOnly || f.search.trim() !== '' || !item.cell_id) {
+      return undefined;
+    }
+    if (f.cellId !== null && f.cellId !== item.cell_id) {
+      return undefined;
+    }
+    const at = this._items.findIndex(i => i.id === item.id);
+    if (at < 0) {
+      return undefined;
+    }
+    for (let i = at + 1; i < this._items.length; i++) {
+      if (this._items[i].cell_id === item.cell_id) {
+        return this._items[i].id;
+      }
+    }
+    // Reached the end of the list: none, if the list is the whole history.
+    return this._nextCursor === null && !this._loadError ? null : undefined;
   }
 
   /** A loaded item by id, if loaded. */
@@ -438,6 +519,21 @@ export class HistoryModel implements IHistoryModel {
       this._changed.emit();
     }
     this._runRecorded.emit(item);
+  }
+
+  /** Give summaries their last run's own memory from loaded rows. */
+  private _fillSummaries(emit = true): void {
+    let changed = false;
+    for (const [cellId, summary] of this._cells) {
+      const next = withLastRun(summary, this.item(summary.last_execution_id));
+      if (next !== summary) {
+        this._cells.set(cellId, next);
+        changed = true;
+      }
+    }
+    if (changed && emit) {
+      this._cellsChanged.emit();
+    }
   }
 
   private _onClosed(): void {

@@ -79,6 +79,11 @@ export interface IExecution extends IHistoryItem {
   rss_end?: number | null;
   exit_code?: number | null;
   exit_signal?: number | null;
+  /**
+   * What the pager showed for this run (`obj?`, `%prun`…): the reply's
+   * `page` payload as a MIME bundle, or its text; absent when none.
+   */
+  page?: Record<string, unknown> | string | null;
 }
 
 export type ChangeStatus = 'added' | 'removed' | 'changed' | 'unchanged';
@@ -128,7 +133,15 @@ export interface ICellSummary {
   last_wall_ms: number | null;
   min_wall_ms?: number | null;
   max_wall_ms?: number | null;
+  /** The kernel's peak over all the cell's runs. */
   peak_rss: number | null;
+  /**
+   * The last run's own memory figures (as in a history row), when the
+   * service sends them or the model has seen that run.
+   */
+  last_rss_start?: number | null;
+  last_peak_rss?: number | null;
+  last_rss_delta?: number | null;
 }
 
 /** The hello event (on comm open, or as the `hello` reply's result). */
@@ -261,6 +274,8 @@ export interface IHistoryModel {
   diff(a: number, b: number): Promise<IDiff>;
   /** The run of the same cell just before this one, or null on its first. */
   previousRunOf(item: IHistoryItem): Promise<number | null>;
+  /** Whether a run is known to be its cell's first (nothing to compare). */
+  isFirstRun(item: IHistoryItem): boolean;
   /** A loaded run by id, if loaded. */
   item(id: number): IHistoryItem | undefined;
 }

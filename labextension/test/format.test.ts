@@ -12,9 +12,17 @@ import {
   formatDelta,
   formatDuration,
   formatExecutionCount,
+  formatOwnMemory,
   formatWhen,
+  highlightMatches,
+  ownMemory,
+  axisTicks,
   polylinePoints,
-  statusLabel
+  samplePeriod,
+  pageBundle,
+  statusLabel,
+  stripAnsi,
+  tickDelay
 } from '../src/format';
 
 test('formatDuration', () => {
@@ -115,4 +123,82 @@ test('diffStat counts changed lines, not headers', () => {
     added: 2,
     removed: 1
   });
+});
+
+test('stripAnsi removes colour codes from a traceback', () => {
+  const tb =
+    '\u001b[0;31mZeroDivisionError\u001b[0m: division by zero\n\u001b[1;32m----> 1\u001b[0m 1/0';
+  assert.equal(
+    stripAnsi(tb),
+    'ZeroDivisionError: division by zero\n----> 1 1/0'
+  );
+  assert.equal(stripAnsi('plain'), 'plain');
+});
+
+test('ownMemory: the change and the peak over the start, not the total', () => {
+  const m = ownMemory({
+    rss_start: 335 * 2 ** 20,
+    peak_rss: 621 * 2 ** 20,
+    rss_delta: 286 * 2 ** 20
+  });
+  assert.deepEqual(m, { change: 286 * 2 ** 20, peak: 286 * 2 ** 20 });
+  assert.equal(formatOwnMemory(m), '+286 MiB');
+  const freed = ownMemory({
+    rss_start: 621 * 2 ** 20,
+    peak_rss: 630 * 2 ** 20,
+    rss_delta: -572 * 2 ** 20
+  });
+  assert.equal(formatOwnMemory(freed), '−572 MiB, peak +9.00 MiB');
+  assert.deepEqual(ownMemory({ peak_rss: 5 }), { change: null, peak: null });
+  assert.equal(formatOwnMemory({ change: null, peak: null }), '');
+});
+
+test('highlightMatches marks word prefixes, case-insensitively', () => {
+  const marked = (t: string, q: string) =>
+    highlightMatches(t, q)
+      .filter(s => s.match)
+      .map(s => s.text);
+  assert.deepEqual(marked('for i in range(3): arrange(i)', 'rang'), ['rang']);
+  assert.deepEqual(marked('1/0 ZeroDivisionError', 'zerodiv'), ['ZeroDiv']);
+  assert.deepEqual(marked('x = 1', 'plot*'), []);
+  assert.equal(
+    highlightMatches('print(x)', '')
+      .map(s => s.text)
+      .join(''),
+    'print(x)'
+  );
+});
+
+test('samplePeriod and axisTicks', () => {
+  assert.equal(samplePeriod([{ t_ms: 0 }]), null);
+  assert.equal(samplePeriod([{ t_ms: 0 }, { t_ms: 0 }]), null);
+  assert.equal(
+    samplePeriod([{ t_ms: 0 }, { t_ms: 100 }, { t_ms: 200 }, { t_ms: 450 }]),
+    100
+  );
+  assert.deepEqual(axisTicks(0, 10), [0, 5, 10]);
+  assert.deepEqual(axisTicks(3, 3), [3]);
+});
+
+test('pageBundle takes the pager payload, its bundle, or text', () => {
+  const text = 'Signature: len(obj, /)\nDocstring: Return the number of items';
+  assert.deepEqual(pageBundle({ data: { 'text/plain': text }, start: 0 }), {
+    'text/plain': text
+  });
+  assert.deepEqual(pageBundle({ 'text/html': '<b>x</b>', 'text/plain': 'x' }), {
+    'text/html': '<b>x</b>',
+    'text/plain': 'x'
+  });
+  assert.deepEqual(pageBundle(text), { 'text/plain': text });
+  assert.equal(pageBundle(null), null);
+  assert.equal(pageBundle(''), null);
+  assert.equal(pageBundle({ start: 0 }), null);
+});
+
+test('relative times tick each second in the first minute, then slower', () => {
+  const now = 1795000000000;
+  assert.equal(tickDelay(now - 5000, now), 1000);
+  assert.equal(tickDelay(now - 5 * 60000, now), 15000);
+  assert.equal(tickDelay(now - 2 * 3600000, now), 60000);
+  assert.equal(tickDelay(null, now), 60000);
 });

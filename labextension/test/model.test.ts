@@ -399,10 +399,44 @@ test('the previous run of a cell: its link, else asked of the service', async ()
   const { client } = connect(service(all));
   const model = new HistoryModel();
   await model.attach(client, HELLO);
-  assert.equal(await model.previousRunOf(item(3, { prev_execution_id: 1 })), 1);
-  assert.equal(await model.previousRunOf(item(3)), 1);
+  // The session's previous run (2) is another cell's: not the one.
+  const third = item(3, { prev_execution_id: 2 });
+  assert.equal(await model.previousRunOf(third), 1);
   assert.equal(await model.previousRunOf(item(4, { cell_id: 'c2' })), 2);
   assert.equal(await model.previousRunOf(item(1)), null);
+  assert.equal(model.isFirstRun(item(1)), true);
+  assert.equal(model.isFirstRun(third), false);
+  // Under a filter the list cannot tell: the service answers.
+  model.setFilter({ errorsOnly: true });
+  await tick();
+  await tick();
+  assert.equal(await model.previousRunOf(third), 1);
+  assert.equal(await model.previousRunOf(item(1)), null);
+  assert.equal(model.isFirstRun(third), false);
+});
+
+test('cell summaries carry the last run’s own memory', async () => {
+  const mib = 2 ** 20;
+  const all = [
+    item(1, { rss_start: 300 * mib, peak_rss: 600 * mib, rss_delta: 280 * mib })
+  ];
+  const { client } = connect(service(all));
+  const model = new HistoryModel();
+  await model.attach(client, HELLO);
+  const s = model.cells.get('c1');
+  assert.equal(s?.last_rss_delta, 280 * mib);
+  assert.equal(s?.last_peak_rss, 600 * mib);
+  client.handleMessage({
+    event: 'recorded',
+    protocol_version: 1,
+    execution: item(2, {
+      rss_start: 580 * mib,
+      peak_rss: 590 * mib,
+      rss_delta: -5 * mib
+    })
+  });
+  assert.equal(model.cells.get('c1')?.last_rss_delta, -5 * mib);
+  assert.equal(model.cells.get('c1')?.last_rss_start, 580 * mib);
 });
 
 test('executions are cached; the comm closing puts the model in error', async () => {

@@ -25,25 +25,28 @@ const CELLS = [
   { id: 'c-edit', source: 'x = 1\nprint("value", x)' }
 ];
 
+/**
+ * The panel, a run and a comparison, in one theme. Runs and comparisons
+ * share the one preview tab, so each is opened before its screenshot.
+ */
 async function screenshots(
   page: IJupyterLabPageFixture,
   theme: 'light' | 'dark'
 ): Promise<void> {
-  await page.locator('#jp-lineage-panel').screenshot({
-    path: artifact(`panel-${theme}.png`)
-  });
-  const run = page.locator('.jp-LineageMain:has(.jp-LineageRunView)').first();
-  if (await run.count()) {
-    await page.locator(`.lm-TabBar-tab:has-text("Run [3]")`).first().click();
-    await run.screenshot({ path: artifact(`run-view-${theme}.png`) });
-  }
-  const diff = page
-    .locator('.jp-LineageMain:has(.jp-LineageCompareView)')
-    .first();
-  if (await diff.count()) {
-    await page.locator('.lm-TabBar-tab:has-text("↔")').first().click();
-    await diff.screenshot({ path: artifact(`diff-${theme}.png`) });
-  }
+  const panel = page.locator('#jp-lineage-panel');
+  await panel.screenshot({ path: artifact(`panel-${theme}.png`) });
+  await panel.locator('.jp-LineageRun[data-cell-id="c-png"]').first().click();
+  const run = page.locator('.jp-LineageMain:has(.jp-LineageRunView)');
+  await expect(run.locator('.jp-RenderedImage img')).toBeVisible();
+  await run.screenshot({ path: artifact(`run-view-${theme}.png`) });
+  const newest = panel.locator('.jp-LineageRun').first();
+  await newest.hover();
+  await newest
+    .locator('button[aria-label="Compare with previous run"]')
+    .click();
+  const diff = page.locator('.jp-LineageMain:has(.jp-LineageCompareView)');
+  await expect(diff.locator('.jp-LineageMerge')).toBeVisible();
+  await diff.screenshot({ path: artifact(`diff-${theme}.png`) });
 }
 
 test('run history: live list, run view, compare, restore, indicators', async ({
@@ -143,6 +146,13 @@ test('run history: live list, run view, compare, restore, indicators', async ({
       .locator('button[aria-label="Compare with previous run"]')
       .click();
     const merge = page.locator('.jp-LineageCompareView .jp-LineageMerge');
+    // Unified (for narrow panes) and side by side.
+    await merge
+      .locator('.jp-LineageCodeDiff-mode[data-mode="unified"]')
+      .click();
+    await expect(merge.locator('.cm-deletedChunk')).toContainText('x = 1');
+    await expect(merge.locator('.cm-changedLine')).toContainText('x = 2');
+    await merge.locator('.jp-LineageCodeDiff-mode[data-mode="split"]').click();
     await expect(merge.locator('.cm-merge-a .cm-changedLine')).toContainText(
       'x = 1'
     );

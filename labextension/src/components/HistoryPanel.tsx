@@ -15,19 +15,28 @@ import {
   firstLine,
   formatBytes,
   formatCellPosition,
+  formatDelta,
   formatDuration,
   formatExecutionCount,
+  formatOwnMemory,
   formatTimestamp,
   formatWhen,
-  statusLabel
+  highlightMatches,
+  ownMemory,
+  statusLabel,
+  tickDelay
 } from '../format';
 import { PanelState } from '../panelstate';
 import { IHistoryItem, IHistoryModel } from '../tokens';
 import { StatusIcon } from './StatusIcon';
 import { VirtualList } from './VirtualList';
 
-/** Row height in px; the list is virtualised on it. */
-export const ROW_HEIGHT = 48;
+/**
+ * Row height in px; the list is virtualised on it. Three lines (code,
+ * where and when, cost) so duration, CPU and memory stay visible at the
+ * default sidebar width.
+ */
+export const ROW_HEIGHT = 62;
 
 /** What the rows' buttons and keys do. */
 export interface IPanelActions {
@@ -40,28 +49,63 @@ export interface IPanelActions {
   focusNotebook(): void;
 }
 
-/** The one-line resource summary of a run. */
-export function runMeta(
+/** Where and when a run happened: [7] · cell 3 · 5 s ago. */
+export function runWhere(
   item: IHistoryItem,
   position: string,
   now: number
 ): string[] {
-  const parts = [
+  return [
     formatExecutionCount(item.execution_count),
     position,
-    formatWhen(item.started_ms, now),
-    formatDuration(item.wall_ms)
+    formatWhen(item.started_ms, now)
   ];
+}
+
+/** What a run cost: duration, CPU, the cell's own memory, GPU. */
+export function runCost(item: IHistoryItem): string[] {
+  const parts = [formatDuration(item.wall_ms)];
   if (item.cpu_ms !== null && item.cpu_ms !== undefined) {
     parts.push(`CPU ${formatDuration(item.cpu_ms)}`);
   }
-  if (item.peak_rss !== null && item.peak_rss !== undefined) {
-    parts.push(`mem ${formatBytes(item.peak_rss)}`);
+  const mem = formatOwnMemory(ownMemory(item));
+  if (mem) {
+    parts.push(`mem ${mem}`);
   }
   if (item.gpu_mem_peak !== null && item.gpu_mem_peak !== undefined) {
     parts.push(`GPU ${formatBytes(item.gpu_mem_peak)}`);
   }
   return parts;
+}
+
+/** Text with the search's matches marked. */
+function Highlighted(props: { text: string; query: string }): JSX.Element {
+  const segments = highlightMatches(props.text, props.query);
+  return (
+    <>
+      {segments.map((seg, i) =>
+        seg.match ? (
+          <mark key={i} className="jp-LineageMatch">
+            {seg.text}
+          </mark>
+        ) : (
+          <React.Fragment key={i}>{seg.text}</React.Fragment>
+        )
+      )}
+    </>
+  );
+}
+
+function MetaLine(props: { parts: string[]; className?: string }) {
+  return (
+    <div className={`jp-LineageRun-meta ${props.className ?? ''}`}>
+      {props.parts.map((p, i) => (
+        <span key={i} className="jp-LineageRun-metaItem">
+          {p}
+        </span>
+      ))}
+    </div>
+  );
 }
 
 function RunRow(props: {
@@ -71,16 +115,24 @@ function RunRow(props: {
   state: PanelState;
   actions: IPanelActions;
   now: number;
+  search: string;
 }): JSX.Element {
-  const { item, index, model, state, actions, now } = props;
+  const { item, index, model, state, actions, now, search } = props;
   const cellIndex = model.cellIndex(item.cell_id);
   const position = formatCellPosition(cellIndex, item.cell_id);
   const marked = state.marked.includes(item.id);
   const focused = state.focusedIndex === index;
   const code = firstLine(item.code_preview) || '(empty cell)';
+  const mem = ownMemory(item);
   const title =
     `${statusLabel(item.status)} · ${formatTimestamp(item.started_ms)}` +
-    (item.error_name ? `\n${item.error_name}: ${item.error_value ?? ''}` : '');
+    (item.error_name ? `\n${item.error_name}: ${item.error_value ?? ''}` : '') +
+    (mem.change !== null || mem.peak !== null
+      ? `\nMemory of this cell: change ${formatDelta(mem.change, 'bytes')}, ` +
+        `peak ${mem.peak === null ? '—' : `+${formatBytes(mem.peak)}`} over its start ` +
+        `(binary units: 1 MiB = 1024 KiB)`
+      : '');
+  const first = model.isFirstRun(item);
   return (
     <div
       id={`jp-lineage-run-${item.id}`}
@@ -116,17 +168,24 @@ function RunRow(props: {
       />
       <StatusIcon status={item.status} />
       <div className="jp-LineageRun-body">
-        <div className="jp-LineageRun-code">{code}</div>
-        <div className="jp-LineageRun-meta">
-          {runMeta(item, position, now).map((p, i) => (
-            <span key={i} className="jp-LineageRun-metaItem">
-              {p}
-            </span>
-          ))}
+        <div className="jp-LineageRun-code">
+          <Highlighted text={code} query={search} />
         </div>
+        <div className="jp-LineageRun-metaRow">
+          <MetaLine parts={runWhere(item, position, now)} />
+          {item.error_name ? (
+            <span
+              className="jp-LineageRun-error"
+              title={item.error_value ?? ''}
+            >
+              <Highlighted text={item.error_name} query={search} />
+            </span>
+          ) : null}
+        </div>
+        <MetaLine parts={runCost(item)} className="jp-LineageRun-cost" />
       </div>
       <div className="jp-LineageRun-actions">
-        {item.prev_execution_id ? (
+        {!first ? (
           <button
             className="jp-LineageIconButton"
             title="Compare with the previous run of this cell (D)"
@@ -256,11 +315,16 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
   const [query, setQuery] = React.useState(state.search);
   const [now, setNow] = React.useState(Date.now());
 
-  // "5 min ago" goes stale: refresh the clock twice a minute (no kernel traffic).
+  // Relative times tick (no kernel traffic): every second while the newest
+  // run is under a minute old, then as often as its label can change.
+  const newest = model?.items[0]?.started_ms ?? null;
   React.useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), 30000);
-    return () => clearInterval(t);
-  }, []);
+    const t = setTimeout(
+      () => setNow(Date.now()),
+      tickDelay(newest, Date.now())
+    );
+    return () => clearTimeout(t);
+  }, [now, newest]);
 
   // Debounce the search box into the filter.
   React.useEffect(() => {
@@ -315,7 +379,7 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
         break;
       case 'd':
       case 'D':
-        if (item) {
+        if (item && !model.isFirstRun(item)) {
           actions.compareWithPrevious(item);
         }
         break;
@@ -482,6 +546,7 @@ export function HistoryPanel(props: IHistoryPanelProps): JSX.Element {
                   state={state}
                   actions={actions}
                   now={now}
+                  search={state.search}
                 />
               )}
               footer={

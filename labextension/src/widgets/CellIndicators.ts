@@ -1,17 +1,33 @@
 /**
  * A small indicator under each code cell's input: how many times it ran,
- * the last duration and the peak memory. Fed by the `cells` request and
- * `recorded` events (through the history model); clicking it opens the Run
- * history panel filtered to the cell.
+ * the last duration and the last run's own memory (its change, and its peak
+ * over its start: what users read as "this cell's memory", not the
+ * kernel's total). Fed by the `cells` request and `recorded` events
+ * (through the history model); clicking it opens that cell's runs.
  */
 import { Cell, CodeCell } from '@jupyterlab/cells';
 import { CellList, NotebookPanel } from '@jupyterlab/notebook';
 import { IDisposable } from '@lumino/disposable';
 import { PanelLayout, Widget } from '@lumino/widgets';
-import { formatBytes, formatDuration } from '../format';
+import {
+  formatBytes,
+  formatDelta,
+  formatDuration,
+  formatOwnMemory,
+  ownMemory
+} from '../format';
 import { ICellSummary, IHistoryModel } from '../tokens';
 
 export const INDICATOR_CLASS = 'jp-LineageCellIndicator';
+
+/** The last run's own memory, from a summary. */
+function lastRunMemory(s: ICellSummary) {
+  return ownMemory({
+    rss_start: s.last_rss_start,
+    peak_rss: s.last_peak_rss,
+    rss_delta: s.last_rss_delta
+  });
+}
 
 /** The indicator's text for a cell summary. */
 export function indicatorText(s: ICellSummary): string {
@@ -19,8 +35,9 @@ export function indicatorText(s: ICellSummary): string {
   if (s.last_wall_ms !== null && s.last_wall_ms !== undefined) {
     parts.push(formatDuration(s.last_wall_ms));
   }
-  if (s.peak_rss !== null && s.peak_rss !== undefined) {
-    parts.push(formatBytes(s.peak_rss));
+  const mem = formatOwnMemory(lastRunMemory(s));
+  if (mem) {
+    parts.push(mem);
   }
   return parts.join(' · ');
 }
@@ -35,10 +52,16 @@ export function indicatorTitle(s: ICellSummary): string {
     s.runs > 1
       ? `; durations ${formatDuration(s.min_wall_ms)} – ${formatDuration(s.max_wall_ms)}`
       : '';
+  const m = lastRunMemory(s);
+  const mem =
+    m.change !== null || m.peak !== null
+      ? `, memory ${formatDelta(m.change, 'bytes')} (peak ` +
+        `${m.peak === null ? '—' : `+${formatBytes(m.peak)}`} over its start)`
+      : '';
   return (
     `Ran ${s.runs} time${s.runs === 1 ? '' : 's'}${errors}; last run ` +
-    `${formatDuration(s.last_wall_ms)}, peak memory ${formatBytes(s.peak_rss)}` +
-    `${range}.\nClick to see this cell's runs.`
+    `${formatDuration(s.last_wall_ms)}${mem}${range}.\n` +
+    "Click to see this cell's runs."
   );
 }
 

@@ -4,11 +4,12 @@
  * and the resource deltas (b − a).
  */
 import React from 'react';
-import { MergeView } from '@codemirror/merge';
+import { MergeView, unifiedMergeView } from '@codemirror/merge';
 import { EditorState, Extension } from '@codemirror/state';
 import { EditorView, lineNumbers } from '@codemirror/view';
 import { IEditorLanguageRegistry, jupyterTheme } from '@jupyterlab/codemirror';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { Message } from '@lumino/messaging';
 import { Panel, Widget } from '@lumino/widgets';
 import { StatusIcon } from '../components/StatusIcon';
 import {
@@ -17,7 +18,8 @@ import {
   formatDelta,
   formatDuration,
   formatExecutionCount,
-  formatTimestamp
+  formatTimestamp,
+  stripAnsi
 } from '../format';
 import { IDiff, IExecution, IHistoryItem, IHistoryModel } from '../tokens';
 import {
@@ -28,37 +30,136 @@ import {
   storedOutputArea
 } from './parts';
 
-/** A CodeMirror merge view (read-only) in a Lumino widget. */
-export class MergeWidget extends Widget {
-  constructor(a: string, b: string, extensions: Extension[]) {
+/** How the code diff is laid out. */
+export type CodeDiffMode = 'split' | 'unified';
+
+/** Below this width (px) the code diff starts unified: two columns would not fit. */
+const NARROW_PX = 640;
+
+/**
+ * The code of two runs compared, read-only: side by side (a CodeMirror
+ * merge view) or unified (one editor, removed lines shown above added
+ * ones), with lines wrapped or not. Starts unified in a narrow pane.
+ */
+export class CodeDiffWidget extends Widget {
+  constructor(
+    private readonly _a: string,
+    private readonly _b: string,
+    private readonly _extensions: Extension[]
+  ) {
     super();
     this.addClass('jp-LineageMerge');
+    const bar = document.createElement('div');
+    bar.className = 'jp-LineageCodeDiff-bar';
+    bar.setAttribute('role', 'toolbar');
+    bar.setAttribute('aria-label', 'Code diff layout');
+    this._modeButtons = (['split', 'unified'] as const).map(mode => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'jp-LineageCodeDiff-mode';
+      b.dataset.mode = mode;
+      b.textContent = mode === 'split' ? 'Side by side' : 'Unified';
+      b.addEventListener('click', () => this.setMode(mode, this._wrap));
+      bar.appendChild(b);
+      return b;
+    });
+    const wrap = document.createElement('label');
+    wrap.className = 'jp-LineageCheck jp-LineageCodeDiff-wrap';
+    this._wrapBox = document.createElement('input');
+    this._wrapBox.type = 'checkbox';
+    this._wrapBox.addEventListener('change', () =>
+      this.setMode(this._mode, this._wrapBox.checked)
+    );
+    wrap.append(this._wrapBox, ' Wrap lines');
+    bar.appendChild(wrap);
+    this.node.appendChild(bar);
+    this._host = document.createElement('div');
+    this._host.className = 'jp-LineageCodeDiff-host';
+    this.node.appendChild(this._host);
+  }
+
+  get mode(): CodeDiffMode {
+    return this._mode;
+  }
+
+  /** Lay the diff out again. */
+  setMode(mode: CodeDiffMode, wrap: boolean): void {
+    this._mode = mode;
+    this._wrap = wrap;
+    this._wrapBox.checked = wrap;
+    for (const b of this._modeButtons) {
+      const on = b.dataset.mode === mode;
+      b.classList.toggle('jp-mod-active', on);
+      b.setAttribute('aria-pressed', String(on));
+    }
+    this._destroyView();
+    this._host.replaceChildren();
     const common: Extension[] = [
       lineNumbers(),
       EditorView.editable.of(false),
       EditorState.readOnly.of(true),
       jupyterTheme,
-      ...extensions
+      ...(wrap ? [EditorView.lineWrapping] : []),
+      ...this._extensions
     ];
-    this.view = new MergeView({
-      a: { doc: a, extensions: common },
-      b: { doc: b, extensions: common },
-      parent: this.node,
-      gutter: true,
-      highlightChanges: true,
-      collapseUnchanged: { margin: 3, minSize: 6 }
-    });
+    this.node.dataset.mode = mode;
+    if (mode === 'split') {
+      this._merge = new MergeView({
+        a: { doc: this._a, extensions: common },
+        b: { doc: this._b, extensions: common },
+        parent: this._host,
+        gutter: true,
+        highlightChanges: true,
+        collapseUnchanged: { margin: 3, minSize: 6 }
+      });
+    } else {
+      this._unified = new EditorView({
+        doc: this._b,
+        extensions: [
+          ...common,
+          unifiedMergeView({
+            original: this._a,
+            mergeControls: false,
+            highlightChanges: true,
+            gutter: true,
+            collapseUnchanged: { margin: 3, minSize: 6 }
+          })
+        ],
+        parent: this._host
+      });
+    }
   }
-
-  readonly view: MergeView;
 
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
-    this.view.destroy();
+    this._destroyView();
     super.dispose();
   }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (!this._merge && !this._unified) {
+      const width = this.node.clientWidth || window.innerWidth;
+      this.setMode(width < NARROW_PX ? 'unified' : 'split', width < NARROW_PX);
+    }
+  }
+
+  private _destroyView(): void {
+    this._merge?.destroy();
+    this._merge = null;
+    this._unified?.destroy();
+    this._unified = null;
+  }
+
+  private _mode: CodeDiffMode = 'split';
+  private _wrap = false;
+  private _host: HTMLElement;
+  private _wrapBox: HTMLInputElement;
+  private _modeButtons: HTMLButtonElement[];
+  private _merge: MergeView | null = null;
+  private _unified: EditorView | null = null;
 }
 
 function DeltaRow(props: {
@@ -186,7 +287,10 @@ function CompareHeader(props: {
 
 /** A unified diff with added/removed lines coloured. */
 function UnifiedDiff(props: { text: string }) {
-  const lines = props.text.split('\n');
+  // Tracebacks carry IPython's colour codes; a diff shows the text.
+  const lines = stripAnsi(props.text)
+    .split('\n')
+    .filter(l => !l.startsWith('\\ No newline at end of file'));
   return (
     <pre className="jp-LineageUnified">
       {lines.map((l, i) => {
@@ -298,7 +402,7 @@ export class CompareView extends LoadingView {
       ))
     );
     this.addWidget(section('Code'));
-    this.addWidget(new MergeWidget(ea.code ?? '', eb.code ?? '', lang));
+    this.addWidget(new CodeDiffWidget(ea.code ?? '', eb.code ?? '', lang));
     this.addWidget(section('Output differences'));
     this.addWidget(new ReactPart(() => <OutputDiffs diff={diff} />));
     this.addWidget(section('Outputs side by side'));

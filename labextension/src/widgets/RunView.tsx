@@ -18,6 +18,8 @@ import {
   formatDuration,
   formatExecutionCount,
   formatTimestamp,
+  ownMemory,
+  pageBundle,
   statusLabel
 } from '../format';
 import { IExecution, IHistoryModel } from '../tokens';
@@ -44,9 +46,11 @@ function RunHeader(props: {
   model: IHistoryModel;
   actions: IViewActions;
   showChart: boolean;
+  hasPrevious: boolean;
 }): JSX.Element {
-  const { exec, model, actions, showChart } = props;
+  const { exec, model, actions, showChart, hasPrevious } = props;
   const cellIndex = model.cellIndex(exec.cell_id);
+  const mem = ownMemory(exec);
   return (
     <div className="jp-LineageRunView-header">
       <div className="jp-LineageRunView-title">
@@ -72,7 +76,7 @@ function RunHeader(props: {
             Go to cell
           </Button>
         ) : null}
-        {exec.prev_execution_id ? (
+        {hasPrevious ? (
           <Button
             small
             className="jp-LineageRunView-comparePrev"
@@ -97,10 +101,20 @@ function RunHeader(props: {
       <div className="jp-LineageRunView-stats">
         <Stat label="Duration" value={formatDuration(exec.wall_ms)} />
         <Stat label="CPU time" value={formatDuration(exec.cpu_ms)} />
-        <Stat label="Peak memory" value={formatBytes(exec.peak_rss)} />
         <Stat
           label="Memory change"
-          value={formatDelta(exec.rss_delta ?? null, 'bytes')}
+          value={formatDelta(mem.change, 'bytes')}
+          title="Resident memory at the end of the run minus at its start"
+        />
+        <Stat
+          label="Peak over start"
+          value={mem.peak === null ? '—' : `+${formatBytes(mem.peak)}`}
+          title="How much more memory the run needed at its height than at its start"
+        />
+        <Stat
+          label="Kernel peak"
+          value={formatBytes(exec.peak_rss)}
+          title="The whole kernel's resident memory at the run's height"
         />
         {exec.gpu_mem_peak !== null && exec.gpu_mem_peak !== undefined ? (
           <Stat label="GPU memory" value={formatBytes(exec.gpu_mem_peak)} />
@@ -115,7 +129,9 @@ function RunHeader(props: {
           Some outputs were too large and were stored truncated.
         </div>
       ) : null}
-      {showChart ? <ResourceChart samples={exec.samples ?? []} /> : null}
+      {showChart ? (
+        <ResourceChart samples={exec.samples ?? []} wallMs={exec.wall_ms} />
+      ) : null}
     </div>
   );
 }
@@ -139,6 +155,9 @@ export class RunView extends LoadingView {
     const { model, executionId, editorServices, rendermime, actions } =
       this._options;
     const exec = await model.execution(executionId);
+    // Whether there is an earlier run of this cell to compare with; a
+    // failed look-up only hides the button.
+    const previous = await model.previousRunOf(exec).catch(() => null);
     if (this.isDisposed) {
       return;
     }
@@ -152,6 +171,7 @@ export class RunView extends LoadingView {
           model={model}
           actions={actions}
           showChart={this._options.showChart}
+          hasPrevious={previous !== null}
         />
       ))
     );
@@ -167,6 +187,17 @@ export class RunView extends LoadingView {
       this.addWidget(none);
     } else {
       this.addWidget(storedOutputArea(rendermime, exec.outputs));
+    }
+    // The pager's text (`obj?`, `%prun`…), as the notebook showed it below
+    // the cell.
+    const page = pageBundle(exec.page);
+    if (page) {
+      this.addWidget(section('Pager'));
+      const area = storedOutputArea(rendermime, [
+        { output: { output_type: 'display_data', data: page, metadata: {} } }
+      ]);
+      area.addClass('jp-LineagePager');
+      this.addWidget(area);
     }
   }
 
