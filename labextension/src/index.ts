@@ -24,6 +24,7 @@ import { historyIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import { IPanelActions } from './components/HistoryPanel';
 import { errorText, HistoryModel } from './model';
+import { recordEveryKernel } from './recordevery';
 import { LineageTracker } from './tracker';
 import {
   CommandIDs,
@@ -341,6 +342,16 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         const nb = notebooks.currentWidget;
         if (nb) {
           shell.activateById(nb.id);
+        }
+      },
+      recordEveryKernel: () => {
+        const nb = notebooks.currentWidget;
+        if (nb) {
+          void recordEveryKernel(nb.sessionContext).then(
+            done => done && Notification.success(done, { autoClose: 8000 }),
+            err =>
+              Notification.error(`Cannot record every kernel: ${errorText(err)}`)
+          );
         }
       }
     } satisfies IPanelActions);
