@@ -19,6 +19,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 import { IPanelActions } from './components/HistoryPanel';
 import { errorText } from './format';
+import { recordEveryKernel } from './recordevery';
 import { IHistoryItem, IHistoryModel, ILineageTracker } from './tokens';
 // The run and compare views (and @codemirror/merge) load on first use, so
 // they cost nothing at JupyterLab's start.
@@ -189,6 +190,18 @@ export class LineageActions implements IViewActions {
         const nb = notebooks.currentWidget;
         if (nb) {
           app.shell.activateById(nb.id);
+        }
+      },
+      recordEveryKernel: () => {
+        const nb = notebooks.currentWidget;
+        if (nb) {
+          void recordEveryKernel(nb.sessionContext).then(
+            done => done && Notification.success(done, { autoClose: 8000 }),
+            err =>
+              Notification.error(
+                `Cannot record every kernel: ${errorText(err)}`
+              )
+          );
         }
       }
     };

@@ -22,6 +22,13 @@ import {
 
 /** How long to wait for the hello after `comm_open`. */
 const HELLO_TIMEOUT_MS = 10000;
+/**
+ * How long to wait for it from a kernel whose kernelspec is not a lineage
+ * one: started through `lineage-provisioner` it is proxied all the same;
+ * otherwise ipykernel closes the unknown comm at once, and a kernel that
+ * ignores it costs this long before the panel offers to record it.
+ */
+const PROBE_TIMEOUT_MS = 3000;
 
 /** Whether a kernelspec is a lineage kernelspec. */
 export function isLineageSpec(
@@ -61,7 +68,8 @@ export function findLineageSpecFor(
 
 /** Open the lineage comm on a kernel and wait for its hello. */
 export async function openLineageClient(
-  kernel: Kernel.IKernelConnection
+  kernel: Kernel.IKernelConnection,
+  timeoutMs: number = HELLO_TIMEOUT_MS
 ): Promise<{ client: LineageClient; hello: IHello }> {
   const comm = kernel.createComm(COMM_TARGET);
   // The proxy answers this comm itself: no need for the real kernel to
@@ -88,7 +96,7 @@ export async function openLineageClient(
   comm.onClose = () => client.handleClose();
   const timer = setTimeout(
     () => hello.reject(new Error('the kernel did not answer the lineage comm')),
-    HELLO_TIMEOUT_MS
+    timeoutMs
   );
   try {
     comm.open({ protocol_version: 1, client: 'jupyterlab' });
@@ -145,7 +153,19 @@ export class SessionConnector implements IDisposable {
     if (generation !== this._generation || this._isDisposed) {
       return;
     }
+    let probed: { client: LineageClient; hello: IHello } | null = null;
     if (!isLineageSpec(spec)) {
+      // Recorded anyway when lineage-provisioner started it: ask the kernel.
+      probed = await openLineageClient(kernel, PROBE_TIMEOUT_MS).catch(
+        () => null
+      );
+      if (generation !== this._generation || this._isDisposed) {
+        probed?.client.transport.close();
+        probed?.client.dispose();
+        return;
+      }
+    }
+    if (!isLineageSpec(spec) && !probed) {
       const name = spec?.name ?? kernel.name;
       this.model.setState(
         'not-lineage',
@@ -156,7 +176,7 @@ export class SessionConnector implements IDisposable {
       return;
     }
     try {
-      const { client, hello } = await openLineageClient(kernel);
+      const { client, hello } = probed ?? (await openLineageClient(kernel));
       if (generation !== this._generation || this._isDisposed) {
         client.transport.close();
         client.dispose();

@@ -45,6 +45,8 @@ export interface IPanelActions {
   compare(a: number, b: number): void;
   restore(item: IHistoryItem): void;
   switchKernel(): void;
+  /** `jupyter lineage enable --user`, then a new kernel (recordevery.ts). */
+  recordEveryKernel?(): void;
   /** Put the keyboard focus back into the notebook. */
   focusNotebook(): void;
 }
@@ -265,6 +267,15 @@ function Banner(props: {
               <code>jupyter lineage install --wrap &lt;kernel&gt;</code>.
             </p>
           )}
+          {actions.recordEveryKernel ? (
+            <Button
+              className="jp-LineageRecordEvery"
+              title="Record every kernel under its own name (jupyter lineage enable --user): notebooks keep their kernel"
+              onClick={() => actions.recordEveryKernel?.()}
+            >
+              Record every kernel
+            </Button>
+          ) : null}
         </div>
       );
     }
