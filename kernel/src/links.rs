@@ -180,7 +180,15 @@ impl Links {
             return link.clone();
         }
         if table.len() >= MAX_LINKS {
-            self.close_idle(&mut table, Duration::ZERO);
+            // Room for one: the least recently used link with nothing in flight.
+            let oldest = table
+                .iter()
+                .filter(|(_, l)| l.activity.in_flight.load(Ordering::Relaxed) == 0)
+                .min_by_key(|(_, l)| l.activity.last_ms.load(Ordering::Relaxed))
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                table.remove(&id);
+            }
         }
         if table.len() >= MAX_LINKS {
             if !self.over_bound.swap(true, Ordering::Relaxed) {
@@ -380,5 +388,15 @@ mod tests {
         assert!(got[0].starts_with(b"lineage-"));
         assert_eq!(&got[1..], &from("late", "y")[..]);
         assert_eq!(links.table().len(), MAX_LINKS);
+
+        // A client whose requests were all answered makes room for a new one.
+        let first = links.table()[&Bytes::from("client-0")].clone();
+        first.activity.answered();
+        links
+            .forward(Route::Shell, &from("next", "z"), true)
+            .await
+            .unwrap();
+        assert_eq!(next(&mut shell).await, from("next", "z"));
+        assert!(!links.table().contains_key(&Bytes::from("client-0")));
     }
 }
