@@ -48,6 +48,10 @@ export interface IHistoryItem {
   output_count?: number;
   truncated?: boolean;
   silent?: boolean;
+  /**
+   * The session's previous execution (often another cell's): not "the
+   * previous run of this cell", which `IHistoryModel.previousRunOf` finds.
+   */
   prev_execution_id?: number | null;
   [key: string]: unknown;
 }

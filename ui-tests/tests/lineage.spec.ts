@@ -79,6 +79,12 @@ test('run history: live list, run view, compare, restore, indicators', async ({
     await expect(rows).toHaveCount(5);
     await expect(rows.first()).toContainText('x = 2');
     await expect(rows.first()).toContainText('cell 4');
+    // At the default sidebar width, duration, CPU and memory are all shown.
+    const cost = rows.first().locator('.jp-LineageRun-cost');
+    await expect(cost).toContainText(/ms.*CPU.*mem/);
+    expect(
+      await cost.evaluate(el => el.scrollWidth <= el.clientWidth + 1)
+    ).toBe(true);
     await expect(panel.locator('.jp-LineageRun.jp-mod-error')).toHaveCount(1);
     await expect(panel.locator('.jp-LineageRun.jp-mod-error')).toContainText(
       '1/0'

@@ -18,7 +18,6 @@ import {
   formatDelta,
   formatDuration,
   formatExecutionCount,
-  formatOwnMemory,
   formatTimestamp,
   formatWhen,
   highlightMatches,
@@ -70,9 +69,14 @@ export function runCost(item: IHistoryItem): string[] {
   if (item.cpu_ms !== null && item.cpu_ms !== undefined) {
     parts.push(`CPU ${formatDuration(item.cpu_ms)}`);
   }
-  const mem = formatOwnMemory(ownMemory(item));
-  if (mem) {
-    parts.push(`mem ${mem}`);
+  // The change first, the peak last: at a narrow width the peak is what the
+  // ellipsis takes (it is in the row's tooltip too).
+  const mem = ownMemory(item);
+  if (mem.change !== null) {
+    parts.push(`mem ${formatDelta(mem.change, 'bytes')}`);
+  }
+  if (mem.peak !== null && mem.peak !== mem.change) {
+    parts.push(`peak +${formatBytes(mem.peak)}`);
   }
   if (item.gpu_mem_peak !== null && item.gpu_mem_peak !== undefined) {
     parts.push(`GPU ${formatBytes(item.gpu_mem_peak)}`);

@@ -19,6 +19,7 @@ import {
   formatDuration,
   formatExecutionCount,
   formatTimestamp,
+  ownMemory,
   stripAnsi
 } from '../format';
 import { IDiff, IExecution, IHistoryItem, IHistoryModel } from '../tokens';
@@ -208,6 +209,9 @@ function CompareHeader(props: {
 }): JSX.Element {
   const { diff, a, b, model } = props;
   const r = diff.resources;
+  // A run's own peak (over its start), as the rows show it.
+  const peakA = ownMemory(a).peak;
+  const peakB = ownMemory(b).peak;
   return (
     <div className="jp-LineageCompare-header">
       <div className="jp-LineageCompare-runs">
@@ -257,17 +261,24 @@ function CompareHeader(props: {
             kind="ms"
           />
           <DeltaRow
-            label="Peak memory"
-            a={a.peak_rss}
-            b={b.peak_rss}
-            delta={r.peak_rss}
-            kind="bytes"
-          />
-          <DeltaRow
             label="Memory change"
             a={a.rss_delta}
             b={b.rss_delta}
             delta={r.rss_delta}
+            kind="bytes"
+          />
+          <DeltaRow
+            label="Peak over start"
+            a={peakA}
+            b={peakB}
+            delta={peakA === null || peakB === null ? null : peakB - peakA}
+            kind="bytes"
+          />
+          <DeltaRow
+            label="Kernel peak"
+            a={a.peak_rss}
+            b={b.peak_rss}
+            delta={r.peak_rss}
             kind="bytes"
           />
           {a.gpu_mem_peak !== null || b.gpu_mem_peak !== null ? (
