@@ -75,6 +75,7 @@ ui-env: build labextension
 
 ui-test: ui-deps ui-env
 	cd $(UITEST_DIR) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npx playwright test
+	cd $(UITEST_DIR) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npx playwright test --config playwright.provisioner.config.js
 
 ui-bench: ui-deps ui-env
 	cd $(UITEST_DIR) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npx playwright test --config playwright.bench.config.js

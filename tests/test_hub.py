@@ -1,6 +1,11 @@
 """A real JupyterHub with two real Unix users, each running cells on the
 lineage kernel from the wheel.
 
+It runs twice, each time with fresh users: once on the `python3-lineage`
+kernelspec, once on plain `python3` with the one hub-wide setting that
+records every kernel (`JUPYTER_DEFAULT_PROVISIONER_NAME=lineage-provisioner`
+in the spawner's environment, docs/jupyterhub.md).
+
 - JupyterHub (pip) + configurable-http-proxy (npm), `shared-password`
   authenticator, `localprocess` spawner: each user's server and kernels run
   as that user. The hub's venv is built with Debian's /usr/bin/python3 under
@@ -43,6 +48,10 @@ HUB_VENV = Path(os.environ.get("JUPYTER_LINEAGE_HUB_VENV", "/opt/jupyter-lineage
 HUB_REQUIREMENTS = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "ipykernel>=6"]
 CHP_SPEC = "configurable-http-proxy@^5"
 LINEAGE = "python3-lineage"
+# How the users' kernels are recorded: the kernel each mode's notebook names.
+MODES = {"kernelspec": LINEAGE, "provisioner": "python3"}
+DISPLAY_NAMES = {LINEAGE: "Python 3 (ipykernel) · lineage", "python3": "Python 3 (ipykernel)"}
+PROVISIONER_ENV = {"JUPYTER_DEFAULT_PROVISIONER_NAME": "lineage-provisioner"}
 NOTEBOOK = "lineage-hub.ipynb"
 PASSWORD = "lineage-" + secrets.token_hex(6)
 ARTIFACTS = REPO / "build" / "test-artifacts" / "hub"
@@ -155,8 +164,13 @@ def hub_venv() -> Path:
     return HUB_VENV
 
 
+@pytest.fixture(scope="module", params=list(MODES))
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def unix_users(request: pytest.FixtureRequest) -> list[str]:
+def unix_users(request: pytest.FixtureRequest, mode: str) -> list[str]:
     """Two fresh users with homes (0755, as on many hubs, so that what keeps
     the second user out is the lineage folder's own mode, not the home's)."""
     tag = secrets.token_hex(3)
@@ -182,9 +196,11 @@ def unix_users(request: pytest.FixtureRequest) -> list[str]:
 
 
 class Hub:
-    def __init__(self, root: Path, users: list[str]) -> None:
+    def __init__(self, root: Path, users: list[str], mode: str = "kernelspec") -> None:
         self.root = root
         self.users = users
+        self.mode = mode
+        self.kernel_name = MODES[mode]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(24)
@@ -222,6 +238,7 @@ c.JupyterHub.spawner_class = "localprocess"
 c.Spawner.cmd = [{str(HUB_VENV / "bin" / "jupyterhub-singleuser")!r}]
 c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
+c.Spawner.environment = {PROVISIONER_ENV if self.mode == "provisioner" else {}!r}
 c.Spawner.http_timeout = 120
 c.JupyterHub.services = [{{"name": "lineage-test", "api_token": {self.token!r}}}]
 c.JupyterHub.load_roles = [{{
@@ -304,8 +321,8 @@ c.JupyterHub.load_roles = [{{
 
 
 @pytest.fixture(scope="module")
-def hub(hub_venv: Path, unix_users: list[str], tmp_path_factory: pytest.TempPathFactory, request):
-    hub = Hub(tmp_path_factory.mktemp("jupyterhub"), unix_users)
+def hub(hub_venv: Path, unix_users: list[str], mode: str, tmp_path_factory: pytest.TempPathFactory, request):
+    hub = Hub(tmp_path_factory.mktemp("jupyterhub"), unix_users, mode)
     request.addfinalizer(hub.stop)
     hub.start()
     for user in unix_users:
@@ -382,7 +399,7 @@ def open_notebook_session(hub: Hub, user: str) -> str:
             {"cell_type": "code", "id": cid, "metadata": {}, "execution_count": None, "outputs": [], "source": src}
             for cid, src in CELLS
         ],
-        "metadata": {"kernelspec": {"name": LINEAGE, "display_name": "Python 3 (ipykernel) · lineage", "language": "python"}},
+        "metadata": {"kernelspec": {"name": hub.kernel_name, "display_name": DISPLAY_NAMES[hub.kernel_name], "language": "python"}},
         "nbformat": 4, "nbformat_minor": 5,
     }
     path = home / NOTEBOOK
@@ -390,7 +407,7 @@ def open_notebook_session(hub: Hub, user: str) -> str:
     uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
     os.chown(path, uid, gid)
     r = hub.user_api(user, "POST", "/sessions", json={
-        "path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook", "kernel": {"name": LINEAGE},
+        "path": NOTEBOOK, "name": NOTEBOOK, "type": "notebook", "kernel": {"name": hub.kernel_name},
     })
     assert r.status_code == 201, (r.status_code, r.text, hub.log_tail())
     return r.json()["kernel"]["id"]
@@ -411,11 +428,14 @@ def query_as(user: str, db: Path, sql: str) -> list:
 
 @pytest.fixture(scope="module")
 def runs(hub: Hub, unix_users: list[str]) -> dict[str, str]:
-    """Each user runs the cells on python3-lineage through the hub. Returns
-    user -> kernel id."""
+    """Each user runs the cells through the hub, on python3-lineage or (with
+    the provisioner on for all users) on plain python3. Returns user ->
+    kernel id."""
     kernels = {}
     for user in unix_users:
         kernel_id = open_notebook_session(hub, user)
+        # The server knows the kernel by the notebook's own kernelspec name.
+        assert hub.user_api(user, "GET", f"/kernels/{kernel_id}").json()["name"] == hub.kernel_name
         sock = KernelSocket(hub, user, kernel_id)
         try:
             for cell_id, code in CELLS:

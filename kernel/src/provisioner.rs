@@ -241,7 +241,7 @@ pub fn enable(
             if let (Some(ours), Some(theirs)) = (ours, rank(home)) {
                 if theirs < ours {
                     report.warnings.push(format!(
-                        "{}: {} comes first on Jupyter's path, so a copy in {} would be hidden; run enable with --user, or set {ENV_VAR}",
+                        "{}: {} comes first on Jupyter's path, so a copy in {} would be hidden (inside a virtualenv or conda env Jupyter prefers the environment's kernelspecs: JUPYTER_PREFER_ENV_PATH); run enable with --sys-prefix, or set {ENV_VAR}",
                         k.name,
                         k.dir.display(),
                         kernels.display()

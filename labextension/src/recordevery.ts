@@ -94,5 +94,10 @@ export async function recordEveryKernel(
     throw new Error(`\`${ENABLE_COMMAND}\` failed: ${result.output}`);
   }
   await sessionContext.changeKernel({ name: kernel.name });
-  return 'Every kernel is recorded from now on; this notebook has a new kernel.';
+  const warnings = result.output
+    .split('\n')
+    .filter(line => line.startsWith('warning:'));
+  return warnings.length
+    ? `Recording turned on, with warnings: ${warnings.join(' ')}`
+    : 'Every kernel is recorded from now on; this notebook has a new kernel.';
 }
