@@ -1,6 +1,8 @@
 # jupyter-lineage — build, test, benchmark and demo.
 #
-#   make demo   build, install the kernelspec into .venv, open JupyterLab
+#   make demo   build, install the kernelspec and the CLI into .venv, open
+#               JupyterLab on a copy of examples/demo.ipynb
+#   make demo-install   the same without starting JupyterLab
 #   make test   everything CI runs: deps, venv, lint, unit, e2e
 #
 # Nothing here writes to $HOME: the venv, the kernelspec and JupyterLab's
@@ -21,17 +23,19 @@ BIN        := target/release/jupyter-lineage
 
 DEMO_HOST  ?= 127.0.0.1
 DEMO_PORT  ?= 8888
+# The demo runs a copy: the tracked examples/demo.ipynb stays as it is.
+DEMO_DIR   := $(VENV)/share/jupyter-lineage-demo
 
 # Keep jupyter's own config/data/runtime for the demo inside the venv.
-JUPYTER_ENV := PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
-               JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter \
-               JUPYTER_CONFIG_DIR=$(CURDIR)/$(VENV)/etc/jupyter \
-               JUPYTER_DATA_DIR=$(CURDIR)/$(VENV)/share/jupyter \
-               JUPYTER_RUNTIME_DIR=$(CURDIR)/$(VENV)/share/jupyter/runtime \
-               JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/$(VENV)/share/jupyter/lab/user-settings \
-               JUPYTERLAB_WORKSPACES_DIR=$(CURDIR)/$(VENV)/share/jupyter/lab/workspaces
+JUPYTER_ENV := PATH=$(abspath $(VENV))/bin:$$PATH \
+               JUPYTER_PATH=$(abspath $(VENV))/share/jupyter \
+               JUPYTER_CONFIG_DIR=$(abspath $(VENV))/etc/jupyter \
+               JUPYTER_DATA_DIR=$(abspath $(VENV))/share/jupyter \
+               JUPYTER_RUNTIME_DIR=$(abspath $(VENV))/share/jupyter/runtime \
+               JUPYTERLAB_SETTINGS_DIR=$(abspath $(VENV))/share/jupyter/lab/user-settings \
+               JUPYTERLAB_WORKSPACES_DIR=$(abspath $(VENV))/share/jupyter/lab/workspaces
 
-.PHONY: deps venv build lint unit e2e test bench demo clean
+.PHONY: deps venv build lint unit e2e test bench demo demo-install clean
 
 # The extension, packaging and hardening targets live in mk/.
 -include mk/*.mk
@@ -80,19 +84,33 @@ bench: build venv wheel
 	$(PY) bench/bench_store.py
 	$(PY) bench/bench_wheel.py
 
-demo: build venv labextension
-	$(JUPYTER_ENV) $(BIN) install --wrap python3 --prefix $(VENV)
-	@mkdir -p $(VENV)/share/jupyter/lab/settings
+# The kernelspec, the CLI (the binary in .venv/bin, so `jupyter lineage …`
+# works wherever .venv/bin is on PATH) and the copy of the demo notebook.
+# The long JUPYTER_* lines are not echoed.
+demo-install: build venv
+	@install -m 0755 $(BIN) $(VENV)/bin/jupyter-lineage
+	@echo "installing the python3-lineage kernelspec into $(VENV)"
+	@$(JUPYTER_ENV) $(VENV)/bin/jupyter-lineage install --wrap python3 --prefix $(VENV)
+	@mkdir -p $(DEMO_DIR) $(VENV)/share/jupyter/lab/settings
+	@if [ ! -f $(DEMO_DIR)/demo.ipynb ] || [ examples/demo.ipynb -nt $(DEMO_DIR)/demo.ipynb ]; then \
+	  cp examples/demo.ipynb $(DEMO_DIR)/demo.ipynb; fi
 	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
 	  > $(VENV)/share/jupyter/lab/settings/overrides.json
 	@echo
-	@echo "JupyterLab will print its URL (with token) below; open it in a browser."
-	@echo "The demo notebook uses the kernel 'Python 3 (ipykernel) · lineage'."
+	@echo "The CLI is $(VENV)/bin/jupyter-lineage. To use \`jupyter lineage log\` in a shell:"
 	@echo
-	$(JUPYTER_ENV) $(VENV)/bin/jupyter lab --no-browser \
+	@echo "    export PATH=\"$(abspath $(VENV))/bin:\$$PATH\""
+	@echo
+
+demo: demo-install labextension
+	@echo "JupyterLab will print its URL (with token) below; it opens demo.ipynb"
+	@echo "(a copy in $(DEMO_DIR)) on the kernel 'Python 3 (ipykernel) · lineage'."
+	@echo
+	@$(JUPYTER_ENV) $(VENV)/bin/jupyter lab --no-browser \
 	  --ServerApp.ip=$(DEMO_HOST) --ServerApp.port=$(DEMO_PORT) \
 	  $$( [ "$$(id -u)" = 0 ] && echo --ServerApp.allow_root=True ) \
-	  --ServerApp.root_dir=$(CURDIR)/examples $(CURDIR)/examples/demo.ipynb
+	  --ServerApp.root_dir=$(abspath $(DEMO_DIR)) \
+	  --LabApp.default_url=/lab/tree/demo.ipynb
 
 clean: labext-clean
 	cargo clean

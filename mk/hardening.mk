@@ -39,19 +39,22 @@ CARGO_FUZZ_VERSION ?= 0.13.2
 # Its own target dir: instrumented artifacts never mix with the release build.
 FUZZ_TARGET_DIR   := $(CURDIR)/target/fuzz
 FUZZ_LOGS         := $(FUZZ_TARGET_DIR)/logs
-FUZZ_CARGO        := RUSTC_BOOTSTRAP=1 cargo fuzz
+# cargo-fuzz is installed under target/, never into ~/.cargo/bin.
+CARGO_FUZZ_ROOT   := $(CURDIR)/target/tools
+FUZZ_CARGO        := RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ_ROOT)/bin/cargo-fuzz fuzz
 FUZZ_BUILD_FLAGS  := --sanitizer none --target-dir $(FUZZ_TARGET_DIR)
 # -timeout: one input running this long is a hang; -rss_limit_mb: a leak.
 FUZZ_RUN_FLAGS    := -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
 
 .PHONY: cargo-fuzz fuzz-build fuzz-short fuzz fuzz-one fuzz-clean
 
-# Installed once; later runs find it on PATH.
+# Installed once, into target/tools (the Makefile writes nothing to $HOME).
 cargo-fuzz:
-	@if cargo fuzz --version >/dev/null 2>&1; then \
-	  echo "cargo-fuzz present: $$(cargo fuzz --version)"; \
+	@if [ -x $(CARGO_FUZZ_ROOT)/bin/cargo-fuzz ]; then \
+	  echo "cargo-fuzz present: $$($(FUZZ_CARGO) --version)"; \
 	else \
-	  cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION); \
+	  cargo install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) \
+	    --root $(CARGO_FUZZ_ROOT); \
 	fi
 
 fuzz-build: cargo-fuzz

@@ -54,10 +54,14 @@ CELLS = [
     ("cell-f", "print('beta')\nprint(y * 3)"),
     ("cell-g", "from IPython.display import display\n"
                f"display({{'image/png': '{tiny_png()}', 'text/plain': '<tiny image>'}}, raw=True)"),
+    ("cell-h", "1/0"),
+    ("cell-h", "undefined_name + 1"),
     ("cell-b", "y = x + 1"),
     ("cell-d", "print(y)"),
 ]
 ERROR_INDEX, SKIP_INDEX, F1_INDEX, F2_INDEX, IMAGE_INDEX = 3, 4, 5, 6, 7
+H1_INDEX, H2_INDEX = 8, 9  # the same cell failing twice, differently
+ERRORS = [ERROR_INDEX, H1_INDEX, H2_INDEX]
 
 
 def execute(kc, code: str, cell_id: str) -> tuple[dict, list[dict]]:
@@ -162,7 +166,7 @@ def test_log_json_pages_and_filters(recorded):
     assert [i["id"] for i in ok_json("log", "--db", db, "--all")["items"]] == ids[::-1]
 
     assert [i["id"] for i in ok_json("log", "--db", db, "--status", "error")["items"]] \
-        == [ids[ERROR_INDEX]]
+        == [ids[i] for i in reversed(ERRORS)]
     assert [i["id"] for i in ok_json("log", "--db", db, "--cell", "cell-f")["items"]] \
         == [ids[F2_INDEX], ids[F1_INDEX]]
     assert [i["id"] for i in ok_json("log", "--db", db, "--search", "beta")["items"]] \
@@ -170,6 +174,12 @@ def test_log_json_pages_and_filters(recorded):
     # Full-text search covers outputs too (the error cell printed this).
     assert [i["id"] for i in ok_json("log", "--db", db, "--search", "before the")["items"]] \
         == [ids[ERROR_INDEX]]
+    # As people type: the start of a word is enough.
+    assert [i["id"] for i in ok_json("log", "--db", db, "--search", "bef")["items"]] \
+        == [ids[ERROR_INDEX]]
+    found = ok_json("log", "--db", db, "--search", "ZeroDiv")
+    assert [i["id"] for i in found["items"]] == [ids[H1_INDEX], ids[ERROR_INDEX]]
+    assert found["search_terms"] == ["ZeroDiv"]
     assert len(ok_json("log", "--db", db, "--since", "1h")["items"]) == len(ids)
     assert ok_json("log", "--db", db, "--until", "2000-01-01")["items"] == []
 
@@ -183,6 +193,7 @@ def test_show_code_outputs_resources(recorded):
     for section in ("code", "outputs", "resources", "session"):
         assert f"── {section}" in out
     assert "peak RSS" in out and "python3" in out
+    assert " MiB" in out and " MB" not in out, "sizes in binary units"
 
     err = ok("show", "--db", db, str(ids[ERROR_INDEX]))
     assert "ZeroDivisionError" in err
@@ -222,6 +233,36 @@ def test_diff_of_an_edited_cell(recorded):
     assert same["code"]["changed"] is False
 
 
+def test_diff_of_two_error_runs_is_plain_text(recorded):
+    """Comparing two runs that raised shows both tracebacks as text: no
+    ANSI colour codes, no "No newline at end of file" notes."""
+    db, ids = str(recorded["db"]), recorded["ids"]
+    out = ok("diff", "--db", db, str(ids[H1_INDEX]), str(ids[H2_INDEX]))
+    assert "\x1b" not in out and "[0;31m" not in out and "[31m" not in out
+    assert "No newline" not in out
+    lines = out.splitlines()
+    assert "-ZeroDivisionError: division by zero" in lines
+    assert "+NameError: name 'undefined_name' is not defined" in lines
+    doc = ok_json("diff", "--db", db, str(ids[H1_INDEX]), str(ids[H2_INDEX]))
+    assert "\x1b" not in json.dumps(doc["outputs"])
+
+
+def test_diff_pairs_outputs_by_kind_and_content(recorded):
+    """A print added before an unchanged output reads as an added stream,
+    not as the old output changed into a stream."""
+    db, ids = str(recorded["db"]), recorded["ids"]
+    # cell-f's two runs: a stream each ("alpha 4" / "beta 6"), paired.
+    doc = ok_json("diff", "--db", db, str(ids[F1_INDEX]), str(ids[F2_INDEX]))
+    assert [(o["status"], o["position_a"], o["position_b"]) for o in doc["outputs"]] \
+        == [("changed", 0, 0)]
+    # The error cell (a stream, then an error) against the first cell-h run
+    # (an error only): the stream was removed, the errors are compared
+    # with each other (their tracebacks name different cells).
+    doc = ok_json("diff", "--db", db, str(ids[ERROR_INDEX]), str(ids[H1_INDEX]))
+    seen = [(o["status"], o["position_a"], o["position_b"]) for o in doc["outputs"]]
+    assert seen == [("removed", 0, None), ("changed", 1, 0)], seen
+
+
 def test_export_py_reproduces_the_last_output(recorded, tmp_path):
     """The exported script, run with python, prints what the recorded last
     output shows, although the cells ran out of order."""
@@ -238,8 +279,21 @@ def test_export_py_reproduces_the_last_output(recorded, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.endswith(recorded_last), run.stdout
     assert recorded_last == "11\n"
-    # The error cell ran up to its error, and the script went on.
+    # Cells that raised are comments by default, and the header says so.
+    assert "before the error" not in run.stdout and run.stderr == ""
+    assert "3 execution(s) that raised or were interrupted are kept as comments" in text
+    assert "# 1/0\n" in text
+
+    # --include-failed runs them: the error cell ran up to its error, and
+    # the script went on.
+    full = tmp_path / "full.py"
+    ok("export", "--db", db, "--format", "py", "--include-failed", "-o", str(full))
+    run = subprocess.run([sys.executable, str(full)], capture_output=True, text=True,
+                         timeout=TIMEOUT, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.endswith(recorded_last), run.stdout
     assert "before the error" in run.stdout and "ZeroDivisionError" in run.stderr
+    assert "NameError" in run.stderr
 
     # The default is the latest session up to its last execution: the same script.
     assert ok("export", "--db", db) == text
@@ -275,7 +329,7 @@ def test_export_ipynb_and_jsonl(recorded, tmp_path):
 def test_stats_json(recorded):
     doc = ok_json("stats", "--db", str(recorded["db"]))
     assert doc["executions"] == len(CELLS)
-    assert doc["by_status"]["error"] == 1 and doc["by_status"]["skipped"] == 1
+    assert doc["by_status"]["error"] == len(ERRORS) and doc["by_status"]["skipped"] == 1
     assert doc["sessions"] == 1 and doc["db_bytes"] > 0
     assert doc["oldest_ms"] <= doc["newest_ms"]
     text = ok("stats", "--db", str(recorded["db"]))
@@ -296,7 +350,13 @@ def test_doctor_json(recorded, lineage_prefix):
     if not doc["nvml"]["available"]:
         assert doc["nvml"]["detail"].startswith("not available: ")
     assert doc["env"]["JUPYTER_LINEAGE_DIR"] == str(recorded["dir"])
-    assert "NVML" in ok("doctor", env=env)
+    text = ok("doctor", env=env)
+    assert "NVML" in text
+    # The database's size is measured as stats measures it.
+    stats = ok_json("stats", "--db", str(recorded["db"]))
+    assert (d["bytes"], d["wal_bytes"]) == (stats["db_bytes"], stats["wal_bytes"])
+    # A kernelspec name longer than the label column keeps a gap.
+    assert f"{LINEAGE}  wraps python3" in text
 
 
 def test_doctor_prints_the_whole_configuration(recorded):

@@ -12,6 +12,10 @@ use std::process::Command;
 
 use tokio::sync::{oneshot, watch};
 
+/// Signals the real kernel starts with at their default disposition,
+/// whatever the proxy inherited (std already resets SIGPIPE and the mask).
+const RESET_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
     #[error("the real kernel's command line is empty")]
@@ -76,6 +80,14 @@ impl RealKernel {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                // A shell starting a job in the background (`nohup make
+                // test &`) leaves SIGINT and SIGQUIT ignored, and ignored
+                // signals survive exec: the kernel could then never be
+                // interrupted. Give it the dispositions a kernel started
+                // by a foreground Jupyter has.
+                for sig in RESET_SIGNALS {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
                 if libc::setpgid(0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -193,6 +205,19 @@ mod tests {
         let exit = k.wait().await;
         assert_eq!(exit.signal, Some(libc::SIGINT));
         assert_eq!(exit.as_exit_code(), 130);
+    }
+
+    /// However the proxy was started (here: with SIGINT ignored, as by
+    /// `nohup … &`), an interrupt reaches the real kernel.
+    #[tokio::test]
+    async fn kernel_gets_default_signal_dispositions() {
+        // SAFETY: plain signal() calls; the previous disposition is restored.
+        let before = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+        let launched = RealKernel::launch(&["sleep".into(), "30".into()], None).await;
+        unsafe { libc::signal(libc::SIGINT, before) };
+        let k = launched.unwrap();
+        k.signal(libc::SIGINT);
+        assert_eq!(k.wait().await.signal, Some(libc::SIGINT));
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! The proxy is a *kernel* towards clients (JupyterLab, nbclient, …) and a
 //! *client* towards the real kernel; module and type names say which side.
 
+pub mod ansi;
 pub mod child;
 pub mod cli;
 pub mod client_iopub;

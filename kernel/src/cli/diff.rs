@@ -60,8 +60,8 @@ fn colour_diff(unified: &str, style: Style) -> String {
     out
 }
 
-/// The diff for a reader: code, then each output by MIME type, then how
-/// the resources changed.
+/// The diff for a reader: code, then the outputs paired by kind and content
+/// (each compared by MIME type), then how the resources changed.
 pub fn render_diff(d: &ExecutionDiff, style: Style) -> String {
     let mut out = String::new();
     out.push_str(&style.red(&format!("a: {}", describe(&d.a))));
@@ -94,7 +94,14 @@ pub fn render_diff(d: &ExecutionDiff, style: Style) -> String {
             "removed" => style.red(o.status),
             s => style.yellow(s),
         };
-        out.push_str(&format!("[{}] {kind}: {status}\n", o.position));
+        let at = match (o.position_a, o.position_b) {
+            (Some(a), Some(b)) if a == b => format!("[{b}]"),
+            (Some(a), Some(b)) => format!("[{a} → {b}]"),
+            (Some(a), None) => format!("[{a} in a]"),
+            (None, Some(b)) => format!("[{b}]"),
+            (None, None) => format!("[{}]", o.position),
+        };
+        out.push_str(&format!("{at} {kind}: {status}\n"));
         if o.status == "unchanged" {
             continue;
         }

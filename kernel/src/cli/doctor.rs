@@ -13,7 +13,8 @@ use crate::install;
 use crate::store::{self, FsKind, Store};
 
 use super::db::DbArg;
-use super::format::{self, Style};
+use super::format::Style;
+use super::view::db_size;
 use super::{emit, emit_json, Result};
 
 #[derive(Debug, Args)]
@@ -105,6 +106,11 @@ fn database(path: &Path, how: String, config: &Config) -> Value {
     database["mode"] = json!(format!("{:04o}", m.permissions().mode() & 0o7777));
     match Store::open_readonly(path) {
         Ok(store) => {
+            // Measured as `stats` measures it, so the two agree.
+            if let Ok((main, wal)) = store.size_bytes() {
+                database["bytes"] = json!(main);
+                database["wal_bytes"] = json!(wal);
+            }
             database["schema_version"] = json!(store.schema_version().ok());
             database["journal_mode"] = json!(store.journal_mode().ok());
             database["executions"] = json!(store.execution_count().ok());
@@ -146,8 +152,10 @@ fn head(style: Style, title: &str) -> String {
     format!("{}\n", style.bold(title))
 }
 
+/// `label` in a column of 14, and at least two spaces before the value
+/// however long the label (a kernelspec's name can be longer).
 fn row(label: &str, value: String) -> String {
-    format!("  {label:<14}{value}\n")
+    format!("  {label:<12}  {value}\n")
 }
 
 fn render_database(d: &Value, style: Style) -> String {
@@ -162,7 +170,10 @@ fn render_database(d: &Value, style: Style) -> String {
             "exists",
             style.green(&format!(
                 "yes, {}, mode {}",
-                format::bytes(d["bytes"].as_u64().unwrap_or(0)),
+                db_size(
+                    d["bytes"].as_u64().unwrap_or(0),
+                    d["wal_bytes"].as_u64().unwrap_or(0)
+                ),
                 d["mode"].as_str().unwrap_or("?")
             )),
         ));
@@ -289,5 +300,15 @@ mod tests {
             .find(|l| l.trim_start().starts_with("JUPYTER_LINEAGE "))
             .unwrap();
         assert!(line.ends_with("on (default)"), "{line}");
+    }
+
+    #[test]
+    fn long_kernelspec_names_keep_a_space_before_what_they_wrap() {
+        let report = json!({"kernelspecs": [{
+            "name": "python3-lineage", "wraps": "python3", "wrapped_installed": true,
+            "path": "/k/python3-lineage",
+        }]});
+        let text = render_kernelspecs(&report, Style::PLAIN);
+        assert!(text.contains("python3-lineage  wraps python3"), "{text}");
     }
 }

@@ -43,6 +43,10 @@ pub struct ExportArgs {
     /// Keep silent executions (sent by frontends, not typed in cells).
     #[arg(long)]
     pub include_silent: bool,
+    /// `--format py`: run the cells that raised or were interrupted too
+    /// (inside try, so the script goes on); by default they are comments.
+    #[arg(long)]
+    pub include_failed: bool,
 }
 
 pub fn run(args: ExportArgs, config: &Config) -> Result<ExitCode> {
@@ -71,7 +75,7 @@ pub fn run(args: ExportArgs, config: &Config) -> Result<ExitCode> {
             e => CliError::from_store(&db, e),
         })?;
     let text = match args.format {
-        ExportFormat::Py => to_py(&seq, args.include_silent),
+        ExportFormat::Py => to_py(&seq, args.include_silent, args.include_failed),
         ExportFormat::Ipynb => {
             let nb = to_ipynb(&seq, args.include_silent);
             let mut s = serde_json::to_string_pretty(&nb)
@@ -125,10 +129,11 @@ fn is_magic(line: &str) -> bool {
 /// The executions as a Python script with `# %%` cell markers (the
 /// percent format Jupytext, VS Code and Spyder read). IPython magics and
 /// shell escapes at the start of a line are commented out; a cell magic
-/// comments out its whole cell. Executions that raised run inside
-/// `try`/`exec`, so what they did before raising still happens and the
-/// script goes on, as the kernel did.
-pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
+/// comments out its whole cell. Executions that raised or were interrupted
+/// are comments (re-running an interrupted `time.sleep(60)` would wait the
+/// full minute); with `include_failed` they run inside `try`/`exec`, so
+/// what they did before raising still happens and the script goes on.
+pub fn to_py(seq: &ExportSequence, include_silent: bool, include_failed: bool) -> String {
     let s = &seq.session;
     let mut out = String::new();
     out.push_str(
@@ -146,6 +151,20 @@ pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
     }
     if let Some(id) = last_id(seq) {
         out.push_str(&format!("# Up to execution {id}.\n"));
+    }
+    let n_failed = selected(seq, include_silent)
+        .filter(|e| failed(e) && e.code.is_some())
+        .count();
+    if n_failed > 0 && include_failed {
+        out.push_str(&format!(
+            "# {n_failed} execution(s) that raised or were interrupted run inside try, \
+             so the script goes on.\n"
+        ));
+    } else if n_failed > 0 {
+        out.push_str(&format!(
+            "# {n_failed} execution(s) that raised or were interrupted are kept as comments; \
+             --include-failed runs them.\n"
+        ));
     }
     let silent = silent_left_out(seq, include_silent);
     if silent > 0 {
@@ -185,12 +204,25 @@ pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
             _ => {}
         }
         let runnable = python_only(code);
-        if matches!(sum.status.as_str(), "error" | "interrupted") {
+        if failed(e) {
             let what = match (&sum.error_name, &sum.error_value) {
                 (Some(n), Some(v)) => format!("{n}: {v}"),
                 (Some(n), None) => n.clone(),
                 _ => sum.status.clone(),
             };
+            if !include_failed {
+                let how = if sum.status == "interrupted" {
+                    "was interrupted".to_string()
+                } else {
+                    format!("raised {}", first_line_of(&what))
+                };
+                out.push_str(&format!(
+                    "# lineage: {how} in the recorded run; kept as a comment \
+                     (--include-failed runs it).\n"
+                ));
+                out.push_str(&comment_out(code));
+                continue;
+            }
             out.push_str(&format!(
                 "# lineage: raised {} in the recorded run; run so that what it did first still happens.\n",
                 first_line_of(&what)
@@ -214,6 +246,11 @@ pub fn to_py(seq: &ExportSequence, include_silent: bool) -> String {
         }
     }
     out
+}
+
+/// An execution that raised or was interrupted.
+fn failed(e: &ExecutionDetail) -> bool {
+    matches!(e.summary.status.as_str(), "error" | "interrupted")
 }
 
 fn first_line_of(s: &str) -> &str {

@@ -77,41 +77,7 @@ impl Style {
     }
 }
 
-/// Removes ANSI escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL|ST`,
-/// and two-byte escapes), as IPython puts colour into tracebacks.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\x1b' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // Parameters and intermediates, then one final byte 0x40–0x7E.
-                for c in chars.by_ref() {
-                    if ('\x40'..='\x7e').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\x07' {
-                        break;
-                    }
-                    if c == '\x1b' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
+pub use crate::ansi::strip_ansi;
 
 /// A duration in milliseconds, short: `0.4 ms`, `85 ms`, `1.23 s`, `2m 05s`, `1h 02m`.
 pub fn duration_ms(ms: f64) -> String {
@@ -147,23 +113,23 @@ pub fn duration_delta_ms(ms: f64) -> String {
     }
 }
 
-/// Bytes, decimal units as Jupyter and file managers show them: `512 B`,
-/// `12.3 kB`, `1.5 MB`, `2.0 GB`.
+/// Bytes in binary units, as the JupyterLab panel shows them: `512 B`,
+/// `12.3 KiB`, `1.5 MiB`, `2.0 GiB` (1 KiB = 1024 B).
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if n < 1000 {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
         return format!("{n} B");
     }
-    let mut v = n as f64 / 1000.0;
+    let mut v = n as f64 / 1024.0;
     let mut unit = 0;
-    while v >= 999.95 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
+    while v >= 1023.95 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
 }
 
-/// A signed size change: `+1.2 MB`, `-300 B`, `±0 B`.
+/// A signed size change: `+1.2 MiB`, `-300 B`, `±0 B`.
 pub fn bytes_delta(n: i64) -> String {
     match n.signum() {
         0 => "±0 B".into(),
@@ -328,9 +294,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     parse_time_at(s, now_ms(), &Local)
 }
 
-/// Parses a size into bytes: a number with an optional unit, decimal like
-/// [`bytes`] prints them (`500M` = `500MB` = 500,000,000) or binary when
-/// spelled so (`512MiB`).
+/// Parses a size into bytes: a number with an optional unit, binary like
+/// [`bytes`] prints them (`500M` = `500MiB` = 500 × 1024²), or decimal
+/// when spelled so (`500MB` = 500,000,000).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t
@@ -339,17 +305,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a size (like 500M, 2G, 800kB)"))?;
+        .map_err(|_| format!("{s:?} is not a size (like 500M, 2G, 800K: binary units)"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
         other => {
             return Err(format!(
                 "unknown size unit {other:?} in {s:?} (use K, M, G, T)"
@@ -516,14 +482,16 @@ mod tests {
     }
 
     #[test]
-    fn sizes_are_decimal_like_jupyter_shows_them() {
+    fn sizes_are_binary_like_the_panel_shows_them() {
         assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(999), "999 B");
-        assert_eq!(bytes(12_300), "12.3 kB");
-        assert_eq!(bytes(1_500_000), "1.5 MB");
-        assert_eq!(bytes(999_999), "1.0 MB");
-        assert_eq!(bytes(2_000_000_000), "2.0 GB");
-        assert_eq!(bytes_delta(1_200_000), "+1.2 MB");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1.0 KiB");
+        assert_eq!(bytes(12_595), "12.3 KiB");
+        assert_eq!(bytes(1_572_864), "1.5 MiB");
+        assert_eq!(bytes(1_048_575), "1.0 MiB");
+        assert_eq!(bytes(942_300_000), "898.6 MiB");
+        assert_eq!(bytes(2 << 30), "2.0 GiB");
+        assert_eq!(bytes_delta(1_258_291), "+1.2 MiB");
         assert_eq!(bytes_delta(-300), "-300 B");
         assert_eq!(bytes_delta(0), "±0 B");
         assert_eq!(count(1_234_567), "1,234,567");
@@ -562,10 +530,11 @@ mod tests {
         assert!(parse_duration("30").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("3 fortnights").is_err());
         assert!(parse_duration("").is_err());
-        assert_eq!(parse_size("500M"), Ok(500_000_000));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("500MiB"), Ok(500 << 20));
         assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert_eq!(parse_size("1.5G"), Ok(1_500_000_000));
-        assert_eq!(parse_size("512MiB"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("800k"), Ok(800 * 1024));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5Q").is_err());
@@ -607,19 +576,6 @@ mod tests {
         assert!(parse_time_at("last tuesday", now, &utc)
             .unwrap_err()
             .contains("not a time"));
-    }
-
-    #[test]
-    fn strips_ansi_escapes() {
-        let tb = "\x1b[0;31mNameError\x1b[0m: name \x1b[1;32m'x'\x1b[0m is not defined";
-        assert_eq!(strip_ansi(tb), "NameError: name 'x' is not defined");
-        // OSC 8 hyperlink, ended by ST and by BEL.
-        assert_eq!(
-            strip_ansi("\x1b]8;;file:///a.py\x1b\\a.py\x1b]8;;\x07 line 3"),
-            "a.py line 3"
-        );
-        assert_eq!(strip_ansi("plain ✓"), "plain ✓");
-        assert_eq!(strip_ansi("cut\x1b["), "cut");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct LogArgs {
     /// Only executions started before: an ISO date or date-time, or a time ago (2h, 3d).
     #[arg(long, value_name = "WHEN", value_parser = format::parse_time)]
     pub until: Option<i64>,
-    /// Full-text search over code and text outputs (all words must match; `word*` is a prefix).
+    /// Full-text search over code and text outputs: every word must match the start of a word (`rang` finds `range`).
     #[arg(long, short = 's', value_name = "TEXT")]
     pub search: Option<String>,
     /// Continue after a previous page: its `next_cursor` (executions older than this id).
@@ -96,6 +96,7 @@ pub fn run(args: LogArgs, config: &Config) -> Result<ExitCode> {
     let want = if args.all { u64::MAX } else { args.limit };
     let mut items: Vec<ExecutionSummary> = Vec::new();
     let mut next_cursor;
+    let mut search_terms;
     loop {
         let room = (want - items.len() as u64).min(1000) as usize;
         filter.limit = Some(room);
@@ -103,6 +104,7 @@ pub fn run(args: LogArgs, config: &Config) -> Result<ExitCode> {
             .history(&filter)
             .map_err(|e| CliError::from_store(&db, e))?;
         items.extend(page.items);
+        search_terms = page.search_terms;
         next_cursor = page.next_cursor;
         match next_cursor {
             Some(c) if (items.len() as u64) < want => filter.before = Some(c),
@@ -110,7 +112,11 @@ pub fn run(args: LogArgs, config: &Config) -> Result<ExitCode> {
         }
     }
     if args.json {
-        emit_json(&json!({ "items": items, "next_cursor": next_cursor }))?;
+        let mut doc = json!({ "items": items, "next_cursor": next_cursor });
+        if !search_terms.is_empty() {
+            doc["search_terms"] = json!(search_terms);
+        }
+        emit_json(&doc)?;
         return Ok(ExitCode::SUCCESS);
     }
     if items.is_empty() {
@@ -243,7 +249,7 @@ mod tests {
         );
         assert!(lines[1].contains("1.50 s"), "{t}");
         assert!(lines[1].contains("12 ms"), "{t}");
-        assert!(lines[1].contains("52.4 MB"), "{t}");
+        assert!(lines[1].contains("50.0 MiB"), "{t}");
         assert!(lines[1].ends_with("  1/0"), "{t}");
         assert!(lines[2].starts_with(" 3  "), "{t}");
         assert!(lines[2].ends_with("(skipped: code not recorded)"), "{t}");

@@ -10,6 +10,9 @@
 //! found (no database, unknown execution or session id, no such notebook or
 //! cell); 2 bad arguments, a refused prune (clap uses 2 for usage errors
 //! too), and any other failure. `kernel` exits as the real kernel did.
+//!
+//! Sizes are printed in binary units (KiB, MiB, GiB: powers of 1024), the
+//! units the JupyterLab panel uses.
 
 mod db;
 mod diff;
@@ -41,7 +44,8 @@ pub use log::log_table;
 #[command(
     name = "jupyter-lineage",
     version,
-    about = "Every cell you ever ran, with what it printed and what it cost."
+    about = "Every cell you ever ran, with what it printed and what it cost.",
+    after_help = "Sizes are in binary units: 1 KiB = 1024 bytes, 1 MiB = 1024 KiB, 1 GiB = 1024 MiB."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -62,7 +66,7 @@ pub enum Command {
     Log(log::LogArgs),
     /// One execution in full: code, outputs, resources, session.
     Show(show::ShowArgs),
-    /// Compare two executions: code, outputs by MIME type, resources.
+    /// Compare two executions: code, outputs paired by kind and content, resources.
     Diff(diff::DiffArgs),
     /// The code a session ran, in order, as a script, notebook or JSON lines.
     Export(export::ExportArgs),
@@ -228,5 +232,12 @@ mod tests {
         }
         .to_string();
         assert!(msg.contains("/x/lineage.sqlite"), "{msg}");
+    }
+
+    #[test]
+    fn help_says_sizes_are_binary() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("1 MiB = 1024 KiB"), "{help}");
     }
 }

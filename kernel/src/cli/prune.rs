@@ -22,7 +22,7 @@ pub struct PruneArgs {
     /// Remove executions that started longer ago than this (30d, 12h, 2w).
     #[arg(long, value_name = "DURATION", group = "what", value_parser = format::parse_duration)]
     pub older_than: Option<i64>,
-    /// Then remove the oldest executions until the database is at most this big (500M, 2G).
+    /// Then remove the oldest executions until the database is at most this big: 500M, 2G (binary: 500M is 500 MiB; 500MB is decimal).
     #[arg(long, value_name = "SIZE", group = "what", value_parser = format::parse_size)]
     pub max_size: Option<u64>,
     /// Do not ask for confirmation.

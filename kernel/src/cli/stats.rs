@@ -8,7 +8,7 @@ use crate::config::Config;
 
 use super::db::DbArg;
 use super::format::{self, Style};
-use super::view::opt;
+use super::view::{db_size, opt};
 use super::{emit, emit_json, CliError, Result};
 
 #[derive(Debug, Args)]
@@ -35,13 +35,8 @@ pub fn run(args: StatsArgs, config: &Config) -> Result<ExitCode> {
     out.push_str(&row(
         "size",
         format!(
-            "{}{} · schema {} · journal {}",
-            format::bytes(s.db_bytes),
-            if s.wal_bytes > 0 {
-                format!(" + WAL {}", format::bytes(s.wal_bytes))
-            } else {
-                String::new()
-            },
+            "{} · schema {} · journal {}",
+            db_size(s.db_bytes, s.wal_bytes),
             s.schema_version,
             s.journal_mode
         ),

@@ -42,6 +42,16 @@ pub fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "-".into())
 }
 
+/// A database's size as `stats` and `doctor` both print it: the main
+/// file's pages, plus the write-ahead log when it holds anything.
+pub fn db_size(main: u64, wal: u64) -> String {
+    if wal > 0 {
+        format!("{} + WAL {}", format::bytes(main), format::bytes(wal))
+    } else {
+        format::bytes(main)
+    }
+}
+
 pub fn section(style: Style, title: &str) -> String {
     format!("\n{}\n", style.bold(&format!("── {title} ──")))
 }

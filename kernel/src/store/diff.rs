@@ -1,11 +1,22 @@
-//! Diff of two executions: code as a line diff, outputs position by
-//! position and MIME type by MIME type, and the change in resources.
+//! Diff of two executions: code as a line diff, outputs paired by kind and
+//! content and then compared MIME type by MIME type, and the change in
+//! resources.
+//!
+//! Outputs are paired as a reader would: identical outputs first (in
+//! order, as a line diff pairs lines), then, among what is left between
+//! two identical ones, outputs of the same kind (a stream with the same
+//! stream, a result with a result). So a `print` added before a result
+//! reads "stream added, result unchanged", not "result changed into
+//! stream". Text is compared without ANSI colour codes (IPython colours
+//! its tracebacks) and without "\ No newline at end of file" notes.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
+
+use crate::ansi::strip_ansi;
 
 use super::query::{ExecutionSummary, OutputView};
 use super::{Store, StoreError};
@@ -37,7 +48,11 @@ pub struct MimeDiff {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputDiff {
+    /// Where the output is in `b` (in `a` for a removed one).
     pub position: usize,
+    /// Its index among the outputs of `a`, of `b`; None on the side that lacks it.
+    pub position_a: Option<usize>,
+    pub position_b: Option<usize>,
     /// `added`, `removed`, `changed` or `unchanged`.
     pub status: &'static str,
     pub output_type_a: Option<String>,
@@ -76,7 +91,19 @@ pub(crate) fn is_text_mime(mime: &str) -> bool {
 }
 
 fn unified(a: &str, b: &str, name_a: &str, name_b: &str) -> (String, usize, usize) {
-    let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_lines(a, b);
+    // A missing final newline on one side would add a "\ No newline at end
+    // of file" note that says nothing a reader needs.
+    let with_newline = |s: &str| {
+        if s.is_empty() || s.ends_with('\n') {
+            s.to_string()
+        } else {
+            format!("{s}\n")
+        }
+    };
+    let (a, b) = (with_newline(a), with_newline(b));
+    let diff = TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_lines(a.as_str(), b.as_str());
     let (mut added, mut removed) = (0, 0);
     for op in diff.ops() {
         for change in diff.iter_changes(op) {
@@ -95,11 +122,12 @@ fn unified(a: &str, b: &str, name_a: &str, name_b: &str) -> (String, usize, usiz
     (text, added, removed)
 }
 
+/// A payload as text for a line diff, without ANSI escapes.
 fn as_text(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => strip_ansi(s),
         Value::Array(parts) if parts.iter().all(Value::is_string) => {
-            parts.iter().filter_map(Value::as_str).collect()
+            strip_ansi(&parts.iter().filter_map(Value::as_str).collect::<String>())
         }
         other => serde_json::to_string_pretty(other).unwrap_or_default(),
     }
@@ -125,12 +153,12 @@ fn bundle(o: &OutputView) -> Vec<(String, Option<&str>, Value)> {
                         .join("\n")
                 })
                 .unwrap_or_default();
-            let text = format!(
+            let text = strip_ansi(&format!(
                 "{}: {}\n{}",
                 out.get("ename").and_then(Value::as_str).unwrap_or(""),
                 out.get("evalue").and_then(Value::as_str).unwrap_or(""),
                 tb
-            );
+            ));
             vec![("text/plain".into(), None, Value::String(text))]
         }
         _ => out
@@ -151,7 +179,93 @@ fn otype(o: Option<&OutputView>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn compare_outputs(a: Option<&OutputView>, b: Option<&OutputView>, position: usize) -> OutputDiff {
+/// What an output is, for pairing: its type (and stream name).
+fn kind(o: &OutputView) -> String {
+    let t = o.output["output_type"].as_str().unwrap_or("?");
+    match o.output["name"].as_str() {
+        Some(name) if t == "stream" => format!("{t}/{name}"),
+        _ => t.to_string(),
+    }
+}
+
+/// What an output shows, for pairing: its kind, and each MIME payload by
+/// hash (by value where no hash is stored, as for errors).
+fn content_key(o: &OutputView) -> (String, Vec<(String, String)>) {
+    let parts = bundle(o)
+        .into_iter()
+        .map(|(mime, sha, v)| {
+            let id = match sha {
+                Some(sha) => sha.to_string(),
+                None => serde_json::to_string(&v).unwrap_or_default(),
+            };
+            (mime, id)
+        })
+        .collect();
+    (kind(o), parts)
+}
+
+/// Pairs the outputs of `a` with those of `b` (see the module docs):
+/// `(index in a, index in b)`, in the order a reader meets them.
+fn pair_outputs(a: &[OutputView], b: &[OutputView]) -> Vec<(Option<usize>, Option<usize>)> {
+    let ka: Vec<_> = a.iter().map(content_key).collect();
+    let kb: Vec<_> = b.iter().map(content_key).collect();
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &ka, &kb);
+    let mut pairs = Vec::new();
+    // Outputs between two identical ones, waiting to be paired by kind.
+    let (mut gone, mut new): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    let settle = |gone: &mut Vec<usize>, new: &mut Vec<usize>, pairs: &mut Vec<_>| {
+        let mut taken = vec![false; gone.len()];
+        let matched: Vec<(Option<usize>, Option<usize>)> = new
+            .iter()
+            .map(|&j| {
+                let partner = gone
+                    .iter()
+                    .enumerate()
+                    .find(|&(n, &i)| !taken[n] && ka[i].0 == kb[j].0);
+                match partner {
+                    Some((n, &i)) => {
+                        taken[n] = true;
+                        (Some(i), Some(j))
+                    }
+                    None => (None, Some(j)),
+                }
+            })
+            .collect();
+        // As in a line diff's hunk: what went, then what came or changed.
+        for (n, &i) in gone.iter().enumerate() {
+            if !taken[n] {
+                pairs.push((Some(i), None));
+            }
+        }
+        pairs.extend(matched);
+        gone.clear();
+        new.clear();
+    };
+    for op in ops {
+        match op {
+            similar::DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => {
+                settle(&mut gone, &mut new, &mut pairs);
+                pairs.extend((0..len).map(|k| (Some(old_index + k), Some(new_index + k))));
+            }
+            other => {
+                gone.extend(other.old_range());
+                new.extend(other.new_range());
+            }
+        }
+    }
+    settle(&mut gone, &mut new, &mut pairs);
+    pairs
+}
+
+fn compare_outputs(
+    a: Option<&OutputView>,
+    b: Option<&OutputView>,
+    (position_a, position_b): (Option<usize>, Option<usize>),
+) -> OutputDiff {
     let ba = a.map(bundle).unwrap_or_default();
     let bb = b.map(bundle).unwrap_or_default();
     let mut mimes: Vec<String> = ba.iter().chain(&bb).map(|(m, _, _)| m.clone()).collect();
@@ -201,7 +315,9 @@ fn compare_outputs(a: Option<&OutputView>, b: Option<&OutputView>, position: usi
         _ => "changed",
     };
     OutputDiff {
-        position,
+        position: position_b.or(position_a).unwrap_or(0),
+        position_a,
+        position_b,
         status,
         output_type_a: otype(a),
         output_type_b: otype(b),
@@ -245,9 +361,15 @@ impl Store {
                 removed_lines,
             }
         };
-        let n = ea.outputs.len().max(eb.outputs.len());
-        let outputs = (0..n)
-            .map(|i| compare_outputs(ea.outputs.get(i), eb.outputs.get(i), i))
+        let outputs = pair_outputs(&ea.outputs, &eb.outputs)
+            .into_iter()
+            .map(|(i, j)| {
+                compare_outputs(
+                    i.and_then(|i| ea.outputs.get(i)),
+                    j.and_then(|j| eb.outputs.get(j)),
+                    (i, j),
+                )
+            })
             .collect();
         let (sa, sb) = (&ea.summary, &eb.summary);
         let resources = ResourceDelta {

@@ -23,8 +23,8 @@ pub struct HistoryFilter {
     pub since_ms: Option<i64>,
     /// Executions started before this (unix ms).
     pub until_ms: Option<i64>,
-    /// Full-text query over code and text outputs: words, all required;
-    /// a trailing `*` makes a word a prefix.
+    /// Full-text query over code and text outputs: words, all required,
+    /// each matching the start of a word (see [`fts_query`]).
     pub text: Option<String>,
     /// Page size (default 50, at most 1000).
     pub limit: Option<usize>,
@@ -68,6 +68,11 @@ pub struct HistoryPage {
     pub items: Vec<ExecutionSummary>,
     /// Pass as `before` for the next (older) page; None on the last page.
     pub next_cursor: Option<i64>,
+    /// With a text search: its words. Each matched the start of a word in
+    /// the code or a text output (case-insensitive), which is what a view
+    /// highlights. Absent without a search.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub search_terms: Vec<String>,
 }
 
 /// One output, as an nbformat output object plus what the lineage knows.
@@ -282,23 +287,25 @@ fn session_from_row(r: &Row) -> rusqlite::Result<SessionSummary> {
 }
 
 /// Turns user words into an FTS5 query that cannot be a syntax error:
-/// every word quoted, all required, a trailing `*` kept as a prefix match.
+/// every word quoted, all required, each matching the start of a word
+/// (`rang` finds `range`, `ZeroDivision` finds `ZeroDivisionError`), as a
+/// search box that filters while people type should. A trailing `*` is
+/// accepted and means the same.
 pub(crate) fn fts_query(text: &str) -> Option<String> {
-    let terms: Vec<String> = text
-        .split_whitespace()
-        .filter_map(|w| {
-            let (word, prefix) = match w.strip_suffix('*') {
-                Some(w) => (w, true),
-                None => (w, false),
-            };
-            if word.is_empty() {
-                return None;
-            }
-            let quoted = format!("\"{}\"", word.replace('"', "\"\""));
-            Some(if prefix { quoted + "*" } else { quoted })
-        })
+    let terms: Vec<String> = search_terms(text)
+        .iter()
+        .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// The words of a search, without the optional trailing `*`.
+pub(crate) fn search_terms(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| w.trim_end_matches('*'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Store {
@@ -354,7 +361,11 @@ impl Store {
         } else {
             None
         };
-        Ok(HistoryPage { items, next_cursor })
+        Ok(HistoryPage {
+            items,
+            next_cursor,
+            search_terms: f.text.as_deref().map(search_terms).unwrap_or_default(),
+        })
     }
 
     /// One execution with its outputs (payloads decoded as Jupyter sent them)

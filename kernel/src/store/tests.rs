@@ -387,6 +387,18 @@ fn history_pages_filters_and_searches() {
     assert_eq!(search("pand*"), vec![7]);
     assert_eq!(search("quick fox"), vec![12]);
     assert_eq!(search("quick cat"), Vec::<i64>::new());
+    // As people type: the start of any word matches, in any case.
+    assert_eq!(search("rea"), vec![7]);
+    assert_eq!(search("PANDA"), vec![7]);
+    assert_eq!(search("qui bro"), vec![12]);
+    assert_eq!(search("uick"), Vec::<i64>::new());
+    let page = store
+        .history(&HistoryFilter {
+            text: Some("qui* bro".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.search_terms, vec!["qui", "bro"]);
     // FTS syntax in user input is harmless.
     assert_eq!(search("\"unbalanced ( AND"), Vec::<i64>::new());
 
@@ -502,6 +514,116 @@ fn diff_code_outputs_and_resources() {
     ));
 }
 
+fn result_output(text: &str) -> OutputRecord {
+    OutputRecord {
+        output_type: OutputType::ExecuteResult,
+        execution_count: Some(1),
+        ..display(json!({ "text/plain": text }), None)
+    }
+}
+
+fn error_output(name: &str, value: &str) -> OutputRecord {
+    OutputRecord {
+        output_type: OutputType::Error,
+        name: None,
+        display_id: None,
+        execution_count: None,
+        metadata: None,
+        data: vec![],
+        error: Some(json!({
+            "ename": name,
+            "evalue": value,
+            "traceback": [
+                "\u{1b}[0;31m---------\u{1b}[0m",
+                format!("\u{1b}[0;31m{name}\u{1b}[0m: {value}"),
+            ],
+        })),
+    }
+}
+
+fn ids_of(out: &[WriteOutcome]) -> Vec<i64> {
+    out.iter()
+        .filter_map(|o| match o {
+            WriteOutcome::Execution { id } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn diff_pairs_outputs_by_kind_and_content_not_position() {
+    let (_d, mut store) = temp_store();
+    let out = store
+        .write_batch(&[
+            session("s"),
+            exec("s", 1, "x", vec![result_output("2")]),
+            exec(
+                "s",
+                2,
+                "print('hi')\nx",
+                vec![stream("stdout", "hi\n"), result_output("2")],
+            ),
+        ])
+        .unwrap();
+    let ids = ids_of(&out);
+    let d = store.diff(ids[0], ids[1]).unwrap();
+    let seen: Vec<(&str, Option<usize>, Option<usize>)> = d
+        .outputs
+        .iter()
+        .map(|o| (o.status, o.position_a, o.position_b))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("added", None, Some(0)), ("unchanged", Some(0), Some(1))]
+    );
+    assert_eq!(d.outputs[0].output_type_b.as_deref(), Some("stream"));
+    assert_eq!(
+        d.outputs[1].output_type_a.as_deref(),
+        Some("execute_result")
+    );
+}
+
+#[test]
+fn diff_of_errors_has_no_escapes_and_no_newline_notes() {
+    let (_d, mut store) = temp_store();
+    let out = store
+        .write_batch(&[
+            session("s"),
+            exec(
+                "s",
+                1,
+                "1/0",
+                vec![error_output("ZeroDivisionError", "division by zero")],
+            ),
+            exec(
+                "s",
+                2,
+                "1/x",
+                vec![error_output("NameError", "name 'x' is not defined")],
+            ),
+        ])
+        .unwrap();
+    let ids = ids_of(&out);
+    let d = store.diff(ids[0], ids[1]).unwrap();
+    assert_eq!(d.outputs.len(), 1);
+    assert_eq!(d.outputs[0].status, "changed");
+    let text = d.outputs[0].mimes[0].unified.clone().unwrap();
+    assert!(
+        text.contains("-ZeroDivisionError: division by zero"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+NameError: name 'x' is not defined"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(!text.contains("No newline"), "{text}");
+    assert!(!d.code.unified.contains("No newline"), "{}", d.code.unified);
+    // The same error twice, coloured the same: unchanged.
+    let same = store.diff(ids[0], ids[0]).unwrap();
+    assert_eq!(same.outputs[0].status, "unchanged");
+}
+
 #[test]
 fn update_display_rewrites_stored_outputs_of_the_session() {
     let (_d, mut store) = temp_store();
@@ -597,11 +719,11 @@ fn prune_removes_old_runs_and_orphan_blobs() {
 }
 
 #[test]
-fn fts_query_quotes_words() {
-    assert_eq!(query::fts_query("a b*").unwrap(), "\"a\" \"b\"*");
+fn fts_query_quotes_words_and_matches_word_starts() {
+    assert_eq!(query::fts_query("a b*").unwrap(), "\"a\"* \"b\"*");
     assert_eq!(
         query::fts_query("say \"hi\"").unwrap(),
-        "\"say\" \"\"\"hi\"\"\""
+        "\"say\"* \"\"\"hi\"\"\"*"
     );
     assert_eq!(query::fts_query("  * "), None);
 }
