@@ -600,9 +600,13 @@ impl Assembly {
 
     /// Takes every execution still open: started ones as `died` (with the
     /// kernel's `exit`) or as they stand at shutdown; never-started ones as
-    /// `aborted`. Ones already complete keep their real status.
+    /// `aborted`. When the kernel died (`exit` given), the first request
+    /// still open is the one it was running, even if it died before its
+    /// `busy` left the socket (`os._exit` or a segfault in the first
+    /// statement): `died` too. Ones already complete keep their real status.
     pub(super) fn take_all(&mut self, exit: Option<Exit>, meter: &mut impl Meter) -> Vec<Exec> {
         let mut out = Vec::with_capacity(self.order.len());
+        let mut running_found = false;
         for id in std::mem::take(&mut self.order) {
             let Some(mut e) = self.execs.remove(&id) else {
                 continue;
@@ -611,7 +615,9 @@ impl Assembly {
                 e.resources = Some(meter.end(run));
             }
             if e.status.is_none() {
-                e.status = Some(if e.started_at.is_none() {
+                let running = exit.is_some() && !running_found;
+                running_found = true;
+                e.status = Some(if e.started_at.is_none() && !running {
                     Status::Aborted
                 } else {
                     Status::Died
@@ -787,6 +793,25 @@ mod tests {
         assert_eq!((out[0].exit_code, out[0].exit_signal), (None, Some(9)));
         assert_eq!(out[1].status, Status::Aborted);
         assert_eq!(out[1].exit_signal, None);
+    }
+
+    #[test]
+    fn a_kernel_dead_before_its_busy_left_still_died_in_the_first_request() {
+        let (mut a, mut m) = (Assembly::new(1 << 20), CountingMeter::default());
+        request(&mut a, &mut m, "a", "import os; os._exit(3)");
+        request(&mut a, &mut m, "b", "2");
+        let out: Vec<_> = a
+            .take_all(Some((Some(3), None)), &mut m)
+            .into_iter()
+            .map(|e| e.into_record("s".into(), None))
+            .collect();
+        assert_eq!(out[0].status, Status::Died);
+        assert_eq!((out[0].exit_code, out[0].exit_signal), (Some(3), None));
+        assert_eq!(out[1].status, Status::Aborted);
+        // Stopping the proxy is no death: nothing started, nothing died.
+        request(&mut a, &mut m, "c", "3");
+        let out = a.take_all(None, &mut m);
+        assert_eq!(out[0].status, Some(Status::Aborted));
     }
 
     #[test]
