@@ -405,6 +405,13 @@ impl Assembly {
         self.execs.is_empty()
     }
 
+    /// Whether some execution has its reply or its idle but not both yet.
+    pub(crate) fn completing(&self) -> bool {
+        self.execs
+            .values()
+            .any(|e| e.completing_since.is_some() && !(e.reply_seen && e.idle_seen))
+    }
+
     /// Feeds one tapped message.
     pub(super) fn message(&mut self, m: &TappedMessage, meter: &mut impl Meter) -> Fed {
         let header = parse(&m.header);

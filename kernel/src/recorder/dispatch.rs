@@ -95,8 +95,14 @@ impl Recorder {
                 }
                 break;
             }
+            // An execution whose reply or idle has come is finished as soon
+            // as the other is taken: the reply does not ring (see `tap`), so
+            // look again shortly rather than at the next tick. This costs
+            // the recorder a few wake-ups per cell, never the relay.
             let wait = if self.assembly.is_empty() {
                 Duration::from_millis(250)
+            } else if self.assembly.completing() {
+                Duration::from_millis(2)
             } else {
                 Duration::from_millis(50)
             };

@@ -49,6 +49,12 @@ pub(super) struct BatchWriter {
     closing: bool,
     /// No write or open before this (backoff).
     retry_at: Instant,
+    /// Records arrived while none were waiting: the writer was idle, so it
+    /// commits them at once, and a finished cell is durable within
+    /// milliseconds of the kernel's idle (a client's
+    /// `shutdown_kernel(now=True)` SIGKILLs us with no grace). Records that
+    /// arrive while others wait (a burst, a locked database) are batched.
+    idle_arrival: bool,
     backoff: Duration,
 }
 
@@ -153,6 +159,7 @@ impl BatchWriter {
             closing: false,
             retry_at: Instant::now(),
             backoff: Duration::from_millis(100),
+            idle_arrival: false,
         }
     }
 
@@ -210,6 +217,7 @@ impl BatchWriter {
         };
         match rx.recv_timeout(wait) {
             Ok(op) => {
+                self.idle_arrival = self.pending.is_empty();
                 self.oldest.get_or_insert_with(Instant::now);
                 self.pending.push_back(op);
                 while let Ok(op) = rx.try_recv() {
@@ -236,6 +244,7 @@ impl BatchWriter {
             self.retry_at = now;
         }
         let due = self.closing
+            || std::mem::take(&mut self.idle_arrival)
             || self.pending.len() >= FLUSH_RECORDS
             || self
                 .oldest
