@@ -53,7 +53,8 @@ pub struct Service {
     tx: mpsc::UnboundedSender<Request>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     recorded: Mutex<Option<broadcast::Receiver<ExecutionSummary>>>,
-    store: Arc<Mutex<Option<Store>>>,
+    /// The read-only connection, with the (dev, inode) of the file it opened.
+    store: Arc<Mutex<Option<(Store, Option<(u64, u64)>)>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -331,10 +332,19 @@ impl Service {
         let path = self.context.db_path.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().expect("store lock");
-            if guard.is_none() {
-                *guard = Some(Store::open_readonly(&path)?);
+            // A database deleted and recreated under us: reading the old
+            // file beside the new one's WAL would return garbage, so reopen.
+            let identity = file_identity(&path);
+            if guard
+                .as_ref()
+                .is_some_and(|(_, opened)| *opened != identity)
+            {
+                *guard = None;
             }
-            let result = f(guard.as_ref().expect("opened above"));
+            if guard.is_none() {
+                *guard = Some((Store::open_readonly(&path)?, identity));
+            }
+            let result = f(&guard.as_ref().expect("opened above").0);
             if matches!(result, Err(ServiceError::Internal(_))) {
                 // Reopen next time: the file may have been replaced.
                 *guard = None;
@@ -370,6 +380,11 @@ impl Service {
                 .await;
         }
     }
+}
+
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// A request of the comm protocol, checked and typed. Parsing is pure (no
