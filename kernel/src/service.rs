@@ -47,6 +47,9 @@ pub struct ServiceContext {
     pub refused: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
+/// A read-only connection and the (dev, inode) of the file it opened.
+type OpenReader = (Store, Option<(u64, u64)>);
+
 pub struct Service {
     context: ServiceContext,
     comm_ids: Mutex<HashSet<String>>,
@@ -54,7 +57,7 @@ pub struct Service {
     rx: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     recorded: Mutex<Option<broadcast::Receiver<ExecutionSummary>>>,
     /// The read-only connection, with the (dev, inode) of the file it opened.
-    store: Arc<Mutex<Option<(Store, Option<(u64, u64)>)>>>,
+    store: Arc<Mutex<Option<OpenReader>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
