@@ -143,7 +143,7 @@ fn main() {
         let outcomes = store.write_batch(batch).expect("write a batch");
         if let Some(ids) = ids {
             ids.extend(outcomes.iter().filter_map(|o| match o {
-                WriteOutcome::Execution { id } => Some(*id),
+                WriteOutcome::Execution { id, .. } => Some(*id),
                 WriteOutcome::Other => None,
             }));
         }

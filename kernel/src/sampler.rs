@@ -427,7 +427,7 @@ const GPU_MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Identifies one measured run (one execution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RunId(u64);
+pub struct RunId(pub(crate) u64);
 
 struct Run {
     start: Instant,

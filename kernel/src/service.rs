@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::recorder::{Health, Recorded};
-use crate::store::{HistoryFilter, Store, StoreError};
+use crate::recorder::Health;
+use crate::store::{ExecutionSummary, HistoryFilter, Store, StoreError};
 use crate::wire::{contains, OwnMessage};
 
 pub const TARGET: &str = "jupyter.lineage";
@@ -47,13 +47,17 @@ pub struct ServiceContext {
     pub refused: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
+/// A read-only connection and the (dev, inode) of the file it opened.
+type OpenReader = (Store, Option<(u64, u64)>);
+
 pub struct Service {
     context: ServiceContext,
     comm_ids: Mutex<HashSet<String>>,
     tx: mpsc::UnboundedSender<Request>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
-    recorded: Mutex<Option<broadcast::Receiver<Recorded>>>,
-    store: Arc<Mutex<Option<Store>>>,
+    recorded: Mutex<Option<broadcast::Receiver<ExecutionSummary>>>,
+    /// The read-only connection, with the (dev, inode) of the file it opened.
+    store: Arc<Mutex<Option<OpenReader>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +114,7 @@ struct CommContent<'a> {
 impl Service {
     pub fn new(
         context: ServiceContext,
-        recorded: Option<broadcast::Receiver<Recorded>>,
+        recorded: Option<broadcast::Receiver<ExecutionSummary>>,
     ) -> Service {
         let (tx, rx) = mpsc::unbounded_channel();
         Service {
@@ -177,7 +181,7 @@ impl Service {
         };
         let recorded = self.recorded.lock().expect("service lock").take();
         let service = self.clone();
-        let publisher = Publisher {
+        let publisher = CommPublisher {
             iopub: iopub.clone(),
             session: session.clone(),
         };
@@ -188,7 +192,7 @@ impl Service {
         });
         if let Some(mut recorded) = recorded {
             let service = self.clone();
-            let publisher = Publisher { iopub, session };
+            let publisher = CommPublisher { iopub, session };
             tokio::spawn(async move {
                 loop {
                     match recorded.recv().await {
@@ -203,7 +207,7 @@ impl Service {
         }
     }
 
-    async fn handle(&self, publisher: &Publisher, request: Request) {
+    async fn handle(&self, publisher: &CommPublisher, request: Request) {
         let parent = request.header.clone();
         let msg_type = request.header["msg_type"].as_str().unwrap_or_default();
         let Some(comm_id) = request.content["comm_id"].as_str().map(str::to_string) else {
@@ -331,10 +335,19 @@ impl Service {
         let path = self.context.db_path.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().expect("store lock");
-            if guard.is_none() {
-                *guard = Some(Store::open_readonly(&path)?);
+            // A database deleted and recreated under us: reading the old
+            // file beside the new one's WAL would return garbage, so reopen.
+            let identity = file_identity(&path);
+            if guard
+                .as_ref()
+                .is_some_and(|(_, opened)| *opened != identity)
+            {
+                *guard = None;
             }
-            let result = f(guard.as_ref().expect("opened above"));
+            if guard.is_none() {
+                *guard = Some((Store::open_readonly(&path)?, identity));
+            }
+            let result = f(&guard.as_ref().expect("opened above").0);
             if matches!(result, Err(ServiceError::Internal(_))) {
                 // Reopen next time: the file may have been replaced.
                 *guard = None;
@@ -345,8 +358,10 @@ impl Service {
         .map_err(|e| ServiceError::Internal(e.to_string()))?
     }
 
-    /// Pushes a `recorded` event to every open comm.
-    async fn push_recorded(&self, publisher: &Publisher, event: Recorded) {
+    /// Pushes a `recorded` event to every open comm: the history row the
+    /// store built as it wrote the execution, the same shape as the items
+    /// of a `history` reply.
+    async fn push_recorded(&self, publisher: &CommPublisher, row: ExecutionSummary) {
         let ids: Vec<String> = self
             .comm_ids
             .lock()
@@ -357,29 +372,10 @@ impl Service {
         if ids.is_empty() {
             return;
         }
-        let id = event.execution_id;
-        let summary = self
-            .query(move |s| {
-                let page = s.history(&HistoryFilter {
-                    before: Some(id + 1),
-                    limit: Some(1),
-                    include_silent: true,
-                    ..Default::default()
-                })?;
-                Ok(page
-                    .items
-                    .into_iter()
-                    .find(|e| e.id == id)
-                    .map(|e| serde_json::to_value(e).unwrap_or_default())
-                    .unwrap_or(Value::Null))
-            })
-            .await
-            .unwrap_or(Value::Null);
         let data = json!({
             "event": "recorded",
             "protocol_version": PROTOCOL_VERSION,
-            "recorded": event,
-            "execution": summary,
+            "execution": row,
         });
         for comm_id in ids {
             publisher
@@ -387,6 +383,11 @@ impl Service {
                 .await;
         }
     }
+}
+
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// A request of the comm protocol, checked and typed. Parsing is pure (no
@@ -493,12 +494,12 @@ fn opt_int(data: &Value, key: &str) -> Result<Option<i64>, ServiceError> {
 
 /// Puts the service's messages on iopub, paced under jupyter_server's rate
 /// limit.
-struct Publisher {
+struct CommPublisher {
     iopub: mpsc::UnboundedSender<OwnMessage>,
     session: String,
 }
 
-impl Publisher {
+impl CommPublisher {
     fn status(&self, parent: &Value, state: &str) {
         let msg = OwnMessage::new("status", &self.session, parent.clone())
             .with_content(json!({ "execution_state": state }));

@@ -2,11 +2,17 @@
 //! here because these tests check assembly rules (coalescing, clear_output,
 //! update_display_data, statuses); the end-to-end tests drive a real kernel.
 
+use super::environment::{host_name, user_name};
 use super::*;
 use crate::store::HistoryFilter;
+use crate::store::Store;
 use crate::tap::Tap;
+use crate::tap::{Channel, KernelEvent, TapEvent};
 use bytes::Bytes;
 use serde_json::json;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 struct Harness {
     _dir: tempfile::TempDir,
@@ -342,10 +348,19 @@ fn assembles_outputs_like_the_notebook() {
     assert!(sessions[0].ended_ms.is_some());
     assert_eq!(ex[1].summary.prev_execution_id, Some(ex[0].summary.id));
 
-    // One `recorded` event per execution.
+    // One `recorded` event per execution, carrying exactly the row that
+    // `history` reads back for it.
+    let rows = store
+        .history(&HistoryFilter {
+            include_silent: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .items;
     let mut got = 0;
     while let Ok(r) = events.try_recv() {
-        assert_eq!(r.session_uuid, sessions[0].uuid);
+        let read_back = rows.iter().find(|e| e.id == r.id).expect("a stored row");
+        assert_eq!(&r, read_back);
         got += 1;
     }
     assert_eq!(got, 9);

@@ -226,7 +226,7 @@ fn summary_from_row(r: &Row) -> rusqlite::Result<ExecutionSummary> {
         cell_id: r.get(3)?,
         notebook_path: r.get(4)?,
         execution_count: r.get(5)?,
-        code_preview: code.map(|c| c.split_inclusive('\n').take(10).collect()),
+        code_preview: code.as_deref().map(super::write::code_preview),
         status: r.get(7)?,
         started_ms: r.get(8)?,
         ended_ms: r.get(9)?,

@@ -174,7 +174,7 @@ fn outputs_round_trip_exactly() {
             ),
         ])
         .unwrap();
-    let WriteOutcome::Execution { id } = out[1] else {
+    let WriteOutcome::Execution { id, .. } = out[1] else {
         panic!()
     };
     let e = store.get_execution(id).unwrap();
@@ -214,7 +214,7 @@ fn truncation_is_flagged() {
     let out = store
         .write_batch(&[session("s"), exec("s", 1, "x", vec![o])])
         .unwrap();
-    let WriteOutcome::Execution { id } = out[1] else {
+    let WriteOutcome::Execution { id, .. } = out[1] else {
         panic!()
     };
     let e = store.get_execution(id).unwrap();
@@ -471,7 +471,7 @@ fn diff_code_outputs_and_resources() {
     let ids: Vec<i64> = out
         .iter()
         .filter_map(|o| match o {
-            WriteOutcome::Execution { id } => Some(*id),
+            WriteOutcome::Execution { id, .. } => Some(*id),
             _ => None,
         })
         .collect();
@@ -644,7 +644,7 @@ fn update_display_rewrites_stored_outputs_of_the_session() {
             },
         ])
         .unwrap();
-    let WriteOutcome::Execution { id } = out[1] else {
+    let WriteOutcome::Execution { id, .. } = out[1] else {
         panic!()
     };
     let e = store.get_execution(id).unwrap();
@@ -808,7 +808,8 @@ fn bench_queries_on_100k_executions() {
             exec("s", 2, "b", vec![stream("stdout", &big('0'))]),
         ])
         .unwrap();
-    let (WriteOutcome::Execution { id: a }, WriteOutcome::Execution { id: b }) = (&out[0], &out[1])
+    let (WriteOutcome::Execution { id: a, .. }, WriteOutcome::Execution { id: b, .. }) =
+        (&out[0], &out[1])
     else {
         unreachable!()
     };

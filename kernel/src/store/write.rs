@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::query::ExecutionSummary;
 use super::{Store, StoreError};
 
 /// How an execution ended.
@@ -310,10 +311,25 @@ impl WriteOp {
 }
 
 /// What a batch wrote, one entry per op.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
-    Execution { id: i64 },
+    /// An execution was stored as row `id`; `row` is its history row,
+    /// built from what was written (what `Store::history` reads back).
+    Execution {
+        id: i64,
+        row: Box<ExecutionSummary>,
+    },
     Other,
+}
+
+/// The first lines of a cell's code shown in a history row: at most 1000
+/// characters and 10 lines.
+pub(crate) fn code_preview(code: &str) -> String {
+    let head = match code.char_indices().nth(1000) {
+        Some((cut, _)) => &code[..cut],
+        None => code,
+    };
+    head.split_inclusive('\n').take(10).collect()
 }
 
 /// Cap on the text indexed per execution, so one huge output cannot make
@@ -380,9 +396,13 @@ impl Store {
                     )?;
                     WriteOutcome::Other
                 }
-                WriteOp::Execution(e) => WriteOutcome::Execution {
-                    id: insert_execution(&tx, e, hashes)?,
-                },
+                WriteOp::Execution(e) => {
+                    let row = insert_execution(&tx, e, hashes)?;
+                    WriteOutcome::Execution {
+                        id: row.id,
+                        row: Box::new(row),
+                    }
+                }
                 WriteOp::UpdateDisplay {
                     session_uuid,
                     display_id,
@@ -483,11 +503,13 @@ fn session_id(tx: &Transaction, uuid: &str, started_ms: i64) -> Result<i64, Stor
     Ok(tx.last_insert_rowid())
 }
 
+/// Inserts an execution with its outputs, samples and search text; returns
+/// its history row.
 fn insert_execution(
     tx: &Transaction,
     e: &ExecutionRecord,
     hashes: &[String],
-) -> Result<i64, StoreError> {
+) -> Result<ExecutionSummary, StoreError> {
     let session = session_id(tx, &e.session_uuid, e.started_ms)?;
     let prev: Option<i64> = tx
         .prepare_cached("SELECT max(id) FROM executions WHERE session_id = ?1")?
@@ -582,7 +604,31 @@ fn insert_execution(
         tx.prepare_cached("INSERT INTO executions_fts (rowid, code, text) VALUES (?1, ?2, ?3)")?
             .execute(params![id, e.code.as_deref().unwrap_or(""), text])?;
     }
-    Ok(id)
+    Ok(ExecutionSummary {
+        id,
+        session_id: session,
+        msg_id: e.msg_id.clone(),
+        cell_id: e.cell_id.clone(),
+        notebook_path: e.notebook_path.clone(),
+        execution_count: e.execution_count,
+        code_preview: e.code.as_deref().map(code_preview),
+        status: e.status.as_str().to_string(),
+        started_ms: e.started_ms,
+        ended_ms: e.ended_ms,
+        wall_ms: e.wall_ms,
+        cpu_ms: r.cpu_ms,
+        rss_start: r.rss_start.map(|v| v as i64),
+        peak_rss: r.peak_rss.map(|v| v as i64),
+        rss_delta,
+        gpu_mem_peak: r.gpu_mem_peak.map(|v| v as i64),
+        gpu_util_max: r.gpu_util_max,
+        error_name: e.error_name.clone(),
+        error_value: e.error_value.clone(),
+        output_count: e.outputs.len() as i64,
+        truncated,
+        silent: e.silent,
+        prev_execution_id: prev,
+    })
 }
 
 fn insert_output(
