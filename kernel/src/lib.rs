@@ -7,6 +7,7 @@
 pub mod child;
 pub mod cli;
 pub mod connection_file;
+pub mod dataflow;
 pub mod history;
 pub mod install;
 pub mod logging;
