@@ -12,6 +12,7 @@ pub mod history;
 pub mod install;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod project;
 pub mod proxy;
 pub mod publisher;
