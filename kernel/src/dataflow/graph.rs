@@ -267,6 +267,9 @@ pub fn stale(executions: &[Execution<'_>], deps: &[Deps]) -> Vec<StaleCell> {
     let mut upstream_stale: Vec<bool> = Vec::with_capacity(count);
     for (index, execution) in executions.iter().enumerate() {
         let analysis = execution.analysis;
+        // Reasons are spelled out only for the runs reported (each cell's
+        // last); the others need only whether, and by whom, they are stale.
+        let report = last_run.contains_key(&index);
         let mut own = Vec::new();
         let mut own_causers = Vec::new();
         if analysis.is_names() {
@@ -277,8 +280,11 @@ pub fn stale(executions: &[Execution<'_>], deps: &[Deps]) -> Vec<StaleCell> {
                 };
                 let after = positions.partition_point(|&at| at <= index);
                 if let Some(&by) = positions.get(after) {
-                    let deleted = executions[by].analysis.deletes.contains(name);
                     own_causers.push(by);
+                    if !report {
+                        continue;
+                    }
+                    let deleted = executions[by].analysis.deletes.contains(name);
                     let (name, by) = (name.clone(), executions[by].id);
                     own.push(if deleted {
                         StaleReason::Deleted { name, by }
@@ -291,10 +297,12 @@ pub fn stale(executions: &[Execution<'_>], deps: &[Deps]) -> Vec<StaleCell> {
                 let after = unknown.partition_point(|&at| at <= index);
                 if let Some(&by) = unknown.get(after) {
                     own_causers.push(by);
-                    own.push(StaleReason::MayHaveRedefined {
-                        by: executions[by].id,
-                        reason: executions[by].analysis.reason().unwrap_or("").to_owned(),
-                    });
+                    if report {
+                        own.push(StaleReason::MayHaveRedefined {
+                            by: executions[by].id,
+                            reason: executions[by].analysis.reason().unwrap_or("").to_owned(),
+                        });
+                    }
                 }
             }
         } else if let Some((_, by)) = earliest_after[index].filter(|&(first, _)| first < index) {
