@@ -12,7 +12,6 @@ pub mod config;
 pub mod connection_file;
 pub mod dataflow;
 pub mod guard;
-pub mod history;
 pub mod install;
 pub mod kernel_dealer;
 pub mod kernel_iopub;

@@ -544,7 +544,7 @@ fn error_output(name: &str, value: &str) -> OutputRecord {
 fn ids_of(out: &[WriteOutcome]) -> Vec<i64> {
     out.iter()
         .filter_map(|o| match o {
-            WriteOutcome::Execution { id } => Some(*id),
+            WriteOutcome::Execution { id, .. } => Some(*id),
             _ => None,
         })
         .collect()
