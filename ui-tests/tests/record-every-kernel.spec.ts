@@ -45,8 +45,12 @@ test('record every kernel: a plain python3 notebook is recorded and stays python
   await page.locator('.jp-Dialog .jp-mod-accept').click();
 
   // A new kernel, started through lineage-provisioner: the panel connects.
-  await expect(panel.locator('.jp-LineageNotLineage')).toHaveCount(0, { timeout: 60000 });
-  await expect(panel.locator('.jp-LineageVirtualList')).toBeVisible({ timeout: 60000 });
+  await expect(panel.locator('.jp-LineageNotLineage')).toHaveCount(0, {
+    timeout: 60000
+  });
+  await expect(panel.locator('.jp-LineageVirtualList')).toBeVisible({
+    timeout: 60000
+  });
   await waitForKernelIdle(page);
   await page.notebook.runCell(0);
   await page.notebook.runCell(1);
@@ -55,7 +59,9 @@ test('record every kernel: a plain python3 notebook is recorded and stays python
   await panel.screenshot({ path: artifact('record-every-kernel.png') });
 
   await page.notebook.save();
-  const saved = await page.request.get(`/api/contents/${path}?content=1&type=notebook`);
+  const saved = await page.request.get(
+    `/api/contents/${path}?content=1&type=notebook`
+  );
   expect(saved.ok()).toBeTruthy();
   const model = await saved.json();
   expect(model.content.metadata.kernelspec.name).toBe('python3');
