@@ -647,7 +647,10 @@ mod tests {
         .unwrap();
         assert!(!env.join("kernels/python3").exists());
         assert!(
-            report.warnings.iter().any(|w| w.contains("--user")),
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("comes first") && w.contains("--sys-prefix")),
             "{report:?}"
         );
     }
